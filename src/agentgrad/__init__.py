@@ -1,0 +1,40 @@
+"""agentgrad: differentiable agent-based models in JAX."""
+
+from agentgrad import models, soft
+from agentgrad.engine import Model, Trajectory, ensemble, simulate
+from agentgrad.errors import AgentgradError, GraphError, ParameterError
+from agentgrad.estimators import Estimator, GumbelSoftmax, NoGradient, StraightThrough
+from agentgrad.params import Beta, LogNormal, Normal, Param, ParamSpace, Prior, Uniform
+from agentgrad.sampling import bernoulli, binomial, categorical
+from agentgrad.spaces import Graph, Grid, graphs
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AgentgradError",
+    "Beta",
+    "Estimator",
+    "Graph",
+    "GraphError",
+    "Grid",
+    "GumbelSoftmax",
+    "LogNormal",
+    "Model",
+    "NoGradient",
+    "Normal",
+    "Param",
+    "ParamSpace",
+    "ParameterError",
+    "Prior",
+    "StraightThrough",
+    "Trajectory",
+    "Uniform",
+    "bernoulli",
+    "binomial",
+    "categorical",
+    "ensemble",
+    "graphs",
+    "models",
+    "simulate",
+    "soft",
+]

@@ -1,0 +1,175 @@
+"""The simulation engine: the ``Model`` contract, ``simulate`` and ``ensemble``.
+
+A model is an :class:`equinox.Module` holding static structure (graph, grid,
+sizes, chosen estimator).  Its dynamics are three pure functions
+
+    state_0   = init(params, key)
+    state_t+1 = step(state_t, params, key_t, t)          t = 0, 1, ..., T-1
+    y_t+1     = observe(state_t+1, params, t + 1)
+
+where ``params`` is a dict of named scalars described by ``param_space`` and
+``state`` is a pytree of fixed-shape arrays (agents that appear or disappear use
+a fixed capacity with an ``alive`` mask).  :func:`simulate` runs the whole
+trajectory as one ``lax.scan`` inside ``jit``; observables are collected inside
+the scan.  Step keys are ``fold_in(k_run, t)`` with ``k_init, k_run = split(key)``,
+so the same key always gives the same trajectory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from agentgrad.params import Params, ParamSpace
+
+State = Any
+
+
+class Model(eqx.Module):
+    """Abstract agent-based model; subclass and implement the four members below."""
+
+    @property
+    def param_space(self) -> ParamSpace:
+        """Names, defaults, bounds and priors of the model's parameters."""
+        raise NotImplementedError
+
+    def init(self, params: Params, key: jax.Array) -> State:
+        """Initial state (a pytree of fixed-shape arrays)."""
+        raise NotImplementedError
+
+    def step(self, state: State, params: Params, key: jax.Array, t: jax.Array) -> State:
+        """Advance from time ``t`` (float32 scalar) to ``t + 1``."""
+        raise NotImplementedError
+
+    def observe(self, state: State, params: Params, t: jax.Array) -> dict[str, jax.Array]:
+        """Observables of ``state`` at time ``t``."""
+        raise NotImplementedError
+
+
+class Trajectory(eqx.Module):
+    """Result of :func:`simulate`.
+
+    Attributes:
+        observables: name -> array of shape ``(n_steps, ...)``; entry ``t`` is observed
+            after step ``t`` (time ``t + 1``).  :func:`ensemble` adds a leading run axis.
+        initial_observables: name -> observables of the initial state (time 0).
+        final_state: state after the last step.
+        states: states saved every ``save_every`` steps (leading axis), or ``None``.
+    """
+
+    observables: dict[str, jax.Array]
+    initial_observables: dict[str, jax.Array]
+    final_state: State
+    states: State | None = None
+
+
+def _check_options(n_steps: int, save_every: int | None) -> None:
+    if not isinstance(n_steps, int) or isinstance(n_steps, bool) or n_steps < 1:
+        raise ValueError(f"n_steps must be a positive integer, got {n_steps!r}")
+    if save_every is not None and (
+        not isinstance(save_every, int) or save_every < 1 or save_every > n_steps
+    ):
+        raise ValueError(f"save_every must be an integer in [1, n_steps], got {save_every!r}")
+
+
+def _run(
+    model: Model,
+    params: Params,
+    key: jax.Array,
+    n_steps: int,
+    save_every: int | None,
+    checkpoint: bool,
+) -> Trajectory:
+    k_init, k_run = jax.random.split(key)
+    state0 = model.init(params, k_init)
+
+    def body(state, t):
+        new = model.step(state, params, jax.random.fold_in(k_run, t), t.astype(jnp.float32))
+        return new, model.observe(new, params, (t + 1).astype(jnp.float32))
+
+    if checkpoint:
+        body = jax.checkpoint(body)
+
+    steps = jnp.arange(n_steps, dtype=jnp.int32)
+    if save_every is None:
+        final, obs = jax.lax.scan(body, state0, steps)
+        saved = None
+    else:
+        n_blocks = n_steps // save_every
+        blocks = steps[: n_blocks * save_every].reshape(n_blocks, save_every)
+
+        def block(state, ts):
+            state, obs = jax.lax.scan(body, state, ts)
+            return state, (state, obs)
+
+        final, (saved, obs) = jax.lax.scan(block, state0, blocks)
+        obs = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), obs)
+        if n_blocks * save_every < n_steps:
+            final, rest = jax.lax.scan(body, final, steps[n_blocks * save_every :])
+            obs = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), obs, rest)
+    initial = model.observe(state0, params, jnp.zeros((), jnp.float32))
+    return Trajectory(obs, initial, final, saved)
+
+
+_run_jit = eqx.filter_jit(_run)
+
+
+@eqx.filter_jit
+def _run_ensemble(model, params, keys, n_steps, save_every, checkpoint):
+    return jax.vmap(lambda k: _run(model, params, k, n_steps, save_every, checkpoint))(keys)
+
+
+def simulate(
+    model: Model,
+    params: Mapping[str, Any] | None,
+    key: jax.Array,
+    n_steps: int,
+    *,
+    save_every: int | None = None,
+    checkpoint: bool = False,
+) -> Trajectory:
+    """Simulate ``model`` for ``n_steps`` steps as one jitted ``lax.scan``.
+
+    Args:
+        model: the model (static structure and estimator).
+        params: parameter values by name; missing names take their defaults, unknown
+            names or out-of-bounds values raise :class:`~agentgrad.errors.ParameterError`.
+        key: a JAX PRNG key; the same key gives the same trajectory.
+        n_steps: number of steps.
+        save_every: if given, also return the full state after every ``save_every``-th step.
+        checkpoint: rematerialise each step in reverse mode (``jax.checkpoint``), trading
+            compute for memory in long runs.
+
+    Compilation is cached on the model's structure, the array shapes and the options,
+    so new parameter values or keys reuse the compiled simulation.  ``simulate`` may be
+    called under ``jax.grad``, ``jax.jvp`` and ``jax.vmap``.
+    """
+    _check_options(n_steps, save_every)
+    params = model.param_space.complete(params)
+    return _run_jit(model, params, key, n_steps, save_every, bool(checkpoint))
+
+
+def ensemble(
+    model: Model,
+    params: Mapping[str, Any] | None,
+    key: jax.Array,
+    n_steps: int,
+    n_runs: int,
+    *,
+    save_every: int | None = None,
+    checkpoint: bool = False,
+) -> Trajectory:
+    """``n_runs`` independent simulations (``vmap`` over ``split(key, n_runs)``).
+
+    Every array of the returned :class:`Trajectory` has a leading run axis.
+    """
+    _check_options(n_steps, save_every)
+    if not isinstance(n_runs, int) or n_runs < 1:
+        raise ValueError(f"n_runs must be a positive integer, got {n_runs!r}")
+    params = model.param_space.complete(params)
+    keys = jax.random.split(key, n_runs)
+    return _run_ensemble(model, params, keys, n_steps, save_every, bool(checkpoint))

@@ -1,0 +1,82 @@
+"""The model library, and the registry behind ``agentgrad models`` / ``agentgrad run``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agentgrad.engine import Model
+from agentgrad.estimators import Estimator
+from agentgrad.models.ode import sir_mean_field, sir_ode
+from agentgrad.models.sir_network import SIR_NETWORK_PARAMS, SIRNetwork, SIRState
+from agentgrad.models.sirs_grid import SIRS_GRID_PARAMS, SIRSGrid
+from agentgrad.params import ParamSpace
+from agentgrad.spaces.graphs import parse_graph
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """Structural options given on the command line (``None`` = model default)."""
+
+    estimator: Estimator
+    seed: int = 0
+    agents: int | None = None
+    graph: str | None = None
+    grid_size: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A runnable model: its command-line name, parameters and how to build it."""
+
+    name: str
+    summary: str
+    param_space: ParamSpace
+    default_steps: int
+    options: tuple[str, ...]
+    build: Callable[[BuildOptions], Model]
+
+
+def _build_sir_network(o: BuildOptions) -> SIRNetwork:
+    import jax
+
+    graph = parse_graph(o.graph or "erdos-renyi:10", o.agents or 10_000, jax.random.key(o.seed))
+    return SIRNetwork(graph=graph, estimator=o.estimator)
+
+
+def _build_sirs_grid(o: BuildOptions) -> SIRSGrid:
+    size = o.grid_size or 40
+    agents = o.agents if o.agents is not None else min(1280, size * size)
+    n_inf, n_rec = (160, 80) if agents == 1280 else (agents // 8, agents // 16)
+    return SIRSGrid(size, agents, n_inf, n_rec, estimator=o.estimator)
+
+
+REGISTRY: dict[str, ModelEntry] = {
+    "sir-network": ModelEntry(
+        "sir-network",
+        "SIR epidemic on a contact network with quarantine and social distancing",
+        SIR_NETWORK_PARAMS,
+        60,
+        ("agents", "graph"),
+        _build_sir_network,
+    ),
+    "sirs-grid": ModelEntry(
+        "sirs-grid",
+        "spatial SIRS on a grid with von Neumann infection",
+        SIRS_GRID_PARAMS,
+        20,
+        ("agents", "grid_size"),
+        _build_sirs_grid,
+    ),
+}
+
+__all__ = [
+    "REGISTRY",
+    "BuildOptions",
+    "ModelEntry",
+    "SIRNetwork",
+    "SIRSGrid",
+    "SIRState",
+    "sir_mean_field",
+    "sir_ode",
+]

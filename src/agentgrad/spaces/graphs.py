@@ -1,0 +1,294 @@
+"""Contact networks as sorted edge arrays, with neighbour aggregation by segment sums.
+
+A :class:`Graph` stores every undirected edge as two directed edges
+``senders[e] -> receivers[e]``, sorted by receiver (the column structure of a CSR
+matrix).  ``neighbour_sum(x)_i = sum_{j in N(i)} x_j`` is one gather and one
+sorted ``segment_sum``: O(E) time and memory.  The complete graph stores no edges:
+``neighbour_sum(x)_i = sum_j x_j - x_i`` is O(N) (the mean-field path; an N x N
+matrix is never formed).
+
+Generators run once on the host with NumPy (seeded from a JAX key or an int):
+Erdős–Rényi ``G(n, p)`` by sparse sampling of the edge set (O(E), usable at 10^6
+nodes), Watts–Strogatz, Barabási–Albert, and import from an edge-list file or a
+networkx graph.  Self-loops are dropped and duplicate edges merged.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from agentgrad.errors import GraphError
+
+
+class Graph(eqx.Module):
+    """An undirected contact network on ``n_nodes`` agents.
+
+    Attributes:
+        senders, receivers: int32 arrays of the directed edges (each undirected edge
+            twice), sorted by receiver.
+        degree: float32 number of neighbours of each node.
+        n_nodes: number of nodes (static).
+        is_complete: ``True`` for the edge-free complete-graph representation (static).
+    """
+
+    senders: jax.Array
+    receivers: jax.Array
+    degree: jax.Array
+    n_nodes: int = eqx.field(static=True)
+    is_complete: bool = eqx.field(static=True, default=False)
+
+    @property
+    def n_edges(self) -> int:
+        """Number of undirected edges."""
+        if self.is_complete:
+            return self.n_nodes * (self.n_nodes - 1) // 2
+        return int(self.senders.shape[0]) // 2
+
+    def neighbour_sum(self, x: jax.Array) -> jax.Array:
+        """``sum_{j in N(i)} x_j`` for every node ``i``; ``x`` has shape ``(n_nodes, ...)``."""
+        if self.is_complete:
+            return jnp.sum(x, axis=0) - x
+        return jax.ops.segment_sum(
+            x[self.senders], self.receivers, num_segments=self.n_nodes, indices_are_sorted=True
+        )
+
+    def neighbour_mean(self, x: jax.Array) -> jax.Array:
+        """Mean of ``x`` over each node's neighbours (0 for isolated nodes)."""
+        d = jnp.maximum(self.degree, 1.0).reshape((-1,) + (1,) * (x.ndim - 1))
+        return self.neighbour_sum(x) / d.astype(x.dtype)
+
+
+# --------------------------------------------------------------------------- construction
+
+
+def _rng(key: Any) -> np.random.Generator:
+    """A NumPy generator seeded from a JAX key or an integer seed."""
+    if key is None:
+        raise GraphError("random graph generators need key= (a jax.random.key or an int seed)")
+    if isinstance(key, int | np.integer):
+        return np.random.default_rng(int(key))
+    data = np.asarray(jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+                      else key)
+    return np.random.default_rng(data.astype(np.uint64).ravel().tolist())
+
+
+def _check_n(n: Any, minimum: int = 1) -> int:
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < minimum:
+        raise GraphError(f"number of nodes must be an integer >= {minimum}, got {n!r}")
+    return int(n)
+
+
+def from_edges(src: Any, dst: Any, n_nodes: int | None = None) -> Graph:
+    """Build an undirected graph from edge endpoint arrays (0-based node ids).
+
+    Self-loops are dropped; duplicate edges (in either direction) are merged.
+    """
+    src, dst = np.asarray(src), np.asarray(dst)
+    if src.shape != dst.shape or src.ndim != 1:
+        raise GraphError("edge endpoints must be two 1-D arrays of equal length")
+    if src.size and not (np.issubdtype(src.dtype, np.integer) and np.issubdtype(dst.dtype,
+                                                                                  np.integer)):
+        raise GraphError("edge endpoints must be integer node ids")
+    src, dst = src.astype(np.int64), dst.astype(np.int64)
+    if src.size and min(src.min(), dst.min()) < 0:
+        raise GraphError("node ids must be non-negative")
+    top = int(max(src.max(), dst.max())) + 1 if src.size else 0
+    if n_nodes is None:
+        n_nodes = top
+    n_nodes = _check_n(n_nodes)
+    if top > n_nodes:
+        raise GraphError(f"edge refers to node {top - 1} but the graph has {n_nodes} nodes")
+    keep = src != dst
+    lo, hi = np.minimum(src[keep], dst[keep]), np.maximum(src[keep], dst[keep])
+    codes = np.unique(lo * n_nodes + hi)
+    lo, hi = codes // n_nodes, codes % n_nodes
+    senders = np.concatenate([lo, hi])
+    receivers = np.concatenate([hi, lo])
+    order = np.lexsort((senders, receivers))
+    senders, receivers = senders[order], receivers[order]
+    degree = np.bincount(receivers, minlength=n_nodes)
+    if n_nodes >= 2**31 or len(senders) >= 2**31:
+        raise GraphError("graph too large for int32 edge indices")
+    return Graph(
+        jnp.asarray(senders, jnp.int32),
+        jnp.asarray(receivers, jnp.int32),
+        jnp.asarray(degree, jnp.float32),
+        n_nodes,
+    )
+
+
+def complete(n: int) -> Graph:
+    """Complete graph on ``n`` nodes, aggregated in O(n) without storing edges."""
+    n = _check_n(n, 2)
+    empty = jnp.zeros((0,), jnp.int32)
+    return Graph(empty, empty, jnp.full((n,), n - 1, jnp.float32), n, True)
+
+
+def erdos_renyi(
+    n: int, mean_degree: float | None = None, *, p: float | None = None, key: Any = None
+) -> Graph:
+    """Erdős–Rényi ``G(n, p)`` with ``p = mean_degree / (n - 1)`` (give one of the two).
+
+    Sparse sampling: the edge count is drawn ``M ~ Binomial(n(n-1)/2, p)`` and ``M``
+    distinct pairs are drawn uniformly, so cost is O(M), not O(n^2).
+    """
+    n = _check_n(n, 2)
+    if (mean_degree is None) == (p is None):
+        raise GraphError("erdos_renyi: give exactly one of mean_degree or p")
+    if p is None:
+        if not 0 <= mean_degree <= n - 1:
+            raise GraphError(f"mean_degree must be in [0, n-1] = [0, {n - 1}], got {mean_degree}")
+        p = mean_degree / (n - 1)
+    if not 0 <= p <= 1:
+        raise GraphError(f"edge probability p must be in [0, 1], got {p}")
+    rng = _rng(key)
+    n_pairs = n * (n - 1) // 2
+    m = int(rng.binomial(n_pairs, p))
+    if m > n_pairs // 2:  # dense: sample the complement instead would be cheaper; keep simple
+        codes = np.flatnonzero(np.triu(rng.random((n, n)) < p, 1))
+        return from_edges(codes // n, codes % n, n)
+    codes = np.zeros(0, np.int64)
+    while codes.size < m:
+        k = int(1.1 * (m - codes.size)) + 16
+        i, j = rng.integers(0, n, k), rng.integers(0, n, k)
+        ok = i != j
+        new = np.minimum(i[ok], j[ok]) * n + np.maximum(i[ok], j[ok])
+        codes = np.unique(np.concatenate([codes, new]))
+    codes = rng.choice(codes, m, replace=False) if codes.size > m else codes
+    return from_edges(codes // n, codes % n, n)
+
+
+def watts_strogatz(n: int, k: int, p: float, *, key: Any = None) -> Graph:
+    """Watts–Strogatz small world: ring lattice with ``k`` neighbours, rewiring prob. ``p``.
+
+    Each lattice edge ``(i, i + d)``, ``d = 1..k/2``, has its far end moved to a uniform
+    random node with probability ``p``; a rewiring that would create a self-loop or a
+    duplicate edge keeps the lattice edge.
+    """
+    n = _check_n(n, 3)
+    if not isinstance(k, int | np.integer) or k < 2 or k % 2 or k >= n:
+        raise GraphError(f"watts_strogatz: k must be an even integer in [2, n-1], got {k}")
+    if not 0 <= p <= 1:
+        raise GraphError(f"watts_strogatz: rewiring probability must be in [0, 1], got {p}")
+    rng = _rng(key)
+    src = np.repeat(np.arange(n), k // 2)
+    lattice = (src + np.tile(np.arange(1, k // 2 + 1), n)) % n
+    dst = np.where(rng.random(src.size) < p, rng.integers(0, n, src.size), lattice)
+    codes = np.minimum(src, dst) * n + np.maximum(src, dst)
+    unique, counts = np.unique(codes, return_counts=True)
+    collides = np.isin(codes, unique[counts > 1])
+    bad = (src == dst) | (collides & (dst != lattice))
+    dst = np.where(bad, lattice, dst)
+    return from_edges(src, dst, n)
+
+
+def barabasi_albert(n: int, m: int, *, key: Any = None) -> Graph:
+    """Barabási–Albert preferential attachment: each new node links to ``m`` existing nodes.
+
+    Targets are drawn with probability proportional to degree (the repeated-nodes list).
+    Node ``m`` links to the ``m`` seed nodes ``0..m-1``.  Host-side construction, O(n m).
+    """
+    n = _check_n(n, 2)
+    if not isinstance(m, int | np.integer) or not 1 <= m < n:
+        raise GraphError(f"barabasi_albert: m must be an integer in [1, n-1], got {m}")
+    rng = _rng(key)
+    src = np.empty((n - m) * m, np.int64)
+    dst = np.empty_like(src)
+    repeated = np.empty(2 * (n - m) * m, np.int64)
+    src[:m], dst[:m] = m, np.arange(m)
+    repeated[:m], repeated[m : 2 * m] = np.arange(m), m
+    size = 2 * m
+    for node in range(m + 1, n):
+        targets = np.unique(repeated[rng.integers(0, size, m)])
+        while targets.size < m:
+            more = repeated[rng.integers(0, size, m - targets.size)]
+            targets = np.unique(np.concatenate([targets, more]))
+        e = (node - m) * m
+        src[e : e + m], dst[e : e + m] = node, targets
+        repeated[size : size + m] = targets
+        repeated[size + m : size + 2 * m] = node
+        size += 2 * m
+    return from_edges(src, dst, n)
+
+
+def from_edge_list(path: str | os.PathLike, n_nodes: int | None = None) -> Graph:
+    """Read an undirected graph from a text file: one ``u v`` pair per line.
+
+    Node ids are non-negative integers (0-based); columns are separated by whitespace
+    or a comma; blank lines and lines starting with ``#`` are ignored; extra columns
+    (e.g. weights) are ignored.  ``n_nodes`` defaults to the largest id + 1.
+    """
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+    except OSError as err:
+        raise GraphError(f"cannot read graph file {str(path)!r}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise GraphError(f"graph file {str(path)!r} is not a text edge list") from None
+    src, dst = [], []
+    for lineno, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        fields = text.replace(",", " ").split()
+        try:
+            if len(fields) < 2:
+                raise ValueError
+            u, v = int(fields[0]), int(fields[1])
+        except ValueError:
+            raise GraphError(
+                f"{path}:{lineno}: expected two integer node ids 'u v', got {text[:40]!r}"
+            ) from None
+        if u < 0 or v < 0:
+            raise GraphError(f"{path}:{lineno}: node ids must be non-negative, got {text[:40]!r}")
+        src.append(u)
+        dst.append(v)
+    if not src:
+        raise GraphError(f"graph file {str(path)!r} contains no edges")
+    return from_edges(np.asarray(src, np.int64), np.asarray(dst, np.int64), n_nodes)
+
+
+def from_networkx(graph: Any) -> Graph:
+    """Convert a ``networkx`` graph; nodes are renumbered ``0..n-1`` in ``graph.nodes`` order."""
+    try:
+        import networkx as nx  # noqa: F401
+    except ImportError:  # pragma: no cover - exercised only without networkx
+        raise GraphError("from_networkx needs networkx: pip install 'agentgrad[networkx]'") from None
+    index = {node: i for i, node in enumerate(graph.nodes)}
+    if not index:
+        raise GraphError("networkx graph has no nodes")
+    edges = np.asarray([(index[u], index[v]) for u, v in graph.edges], np.int64).reshape(-1, 2)
+    return from_edges(edges[:, 0], edges[:, 1], len(index))
+
+
+def parse_graph(spec: str, n: int, key: Any) -> Graph:
+    """Parse a command-line graph spec: ``complete``, ``erdos-renyi:MEAN_DEGREE``,
+    ``watts-strogatz:K:P``, ``barabasi-albert:M`` or ``file:PATH``."""
+    name, _, rest = spec.partition(":")
+    args = rest.split(":") if rest else []
+    try:
+        if name == "complete" and not args:
+            return complete(n)
+        if name == "erdos-renyi" and len(args) == 1:
+            return erdos_renyi(n, float(args[0]), key=key)
+        if name == "watts-strogatz" and len(args) == 2:
+            return watts_strogatz(n, int(args[0]), float(args[1]), key=key)
+        if name == "barabasi-albert" and len(args) == 1:
+            return barabasi_albert(n, int(args[0]), key=key)
+    except ValueError as err:
+        if isinstance(err, GraphError):
+            raise
+        raise GraphError(f"graph {spec!r}: arguments must be numbers ({err})") from None
+    if name == "file" and rest:
+        graph = from_edge_list(rest)
+        return graph
+    raise GraphError(
+        f"unknown graph {spec!r}; use complete, erdos-renyi:MEAN_DEGREE, "
+        "watts-strogatz:K:P, barabasi-albert:M or file:PATH"
+    )
