@@ -158,18 +158,25 @@ def ensemble(
     params: Mapping[str, Any] | None,
     key: jax.Array,
     n_steps: int,
-    n_runs: int,
+    n_runs: int | None = None,
     *,
     save_every: int | None = None,
     checkpoint: bool = False,
 ) -> Trajectory:
-    """``n_runs`` independent simulations (``vmap`` over ``split(key, n_runs)``).
+    """Independent simulations batched with ``vmap``.
 
-    Every array of the returned :class:`Trajectory` has a leading run axis.
+    Run ``r`` uses key ``split(key, n_runs)[r]``; alternatively pass ``n_runs=None`` and a
+    batch of keys of shape ``(R,)`` as ``key``.  Every array of the returned
+    :class:`Trajectory` has a leading run axis.
     """
     _check_options(n_steps, save_every)
-    if not isinstance(n_runs, int) or n_runs < 1:
-        raise ValueError(f"n_runs must be a positive integer, got {n_runs!r}")
+    if n_runs is None:
+        keys = key
+        if keys.ndim != 1:
+            raise ValueError("ensemble: give n_runs, or a 1-D batch of keys as key")
+    else:
+        if isinstance(n_runs, bool) or not isinstance(n_runs, int) or n_runs < 1:
+            raise ValueError(f"n_runs must be a positive integer, got {n_runs!r}")
+        keys = jax.random.split(key, n_runs)
     params = model.param_space.complete(params)
-    keys = jax.random.split(key, n_runs)
     return _run_ensemble(model, params, keys, n_steps, save_every, bool(checkpoint))

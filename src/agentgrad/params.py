@@ -269,8 +269,7 @@ class ParamSpace:
             raise ParameterError(f"parameter {name!r} is NaN")
         if np.any(value < p.lower) or np.any(value > p.upper):
             raise ParameterError(
-                f"parameter {name!r}={value.tolist()} is outside its bounds "
-                f"[{p.lower}, {p.upper}]"
+                f"parameter {name!r}={value.tolist()} is outside its bounds [{p.lower}, {p.upper}]"
             )
 
     def to_constrained(self, u: Mapping[str, jax.Array]) -> Params:
@@ -291,7 +290,9 @@ class ParamSpace:
         """Independent draws from every parameter's prior."""
         self._require_priors()
         keys = jax.random.split(key, len(self.names))
-        return {n: self.params[n].prior.sample(k, shape) for n, k in zip(self.names, keys)}
+        return {
+            n: self.params[n].prior.sample(k, shape) for n, k in zip(self.names, keys, strict=True)
+        }
 
     def _require_priors(self) -> None:
         missing = [n for n, p in self.params.items() if p.prior is None]

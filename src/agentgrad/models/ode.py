@@ -27,7 +27,11 @@ def _observables(ys: jax.Array, new_inf: jax.Array, new_rec: jax.Array) -> dict[
 
 
 def sir_ode(
-    beta: float, gamma: float, initial_infected: float, n_steps: int, dt: float = 1.0,
+    beta: float,
+    gamma: float,
+    initial_infected: float,
+    n_steps: int,
+    dt: float = 1.0,
     substeps: int = 50,
 ) -> dict[str, jax.Array]:
     """RK4 solution of the SIR ODE sampled every ``dt``; arrays of shape ``(n_steps,)``."""

@@ -73,8 +73,9 @@ def _rng(key: Any) -> np.random.Generator:
         raise GraphError("random graph generators need key= (a jax.random.key or an int seed)")
     if isinstance(key, int | np.integer):
         return np.random.default_rng(int(key))
-    data = np.asarray(jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-                      else key)
+    data = np.asarray(
+        jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    )
     return np.random.default_rng(data.astype(np.uint64).ravel().tolist())
 
 
@@ -92,8 +93,9 @@ def from_edges(src: Any, dst: Any, n_nodes: int | None = None) -> Graph:
     src, dst = np.asarray(src), np.asarray(dst)
     if src.shape != dst.shape or src.ndim != 1:
         raise GraphError("edge endpoints must be two 1-D arrays of equal length")
-    if src.size and not (np.issubdtype(src.dtype, np.integer) and np.issubdtype(dst.dtype,
-                                                                                  np.integer)):
+    if src.size and not (
+        np.issubdtype(src.dtype, np.integer) and np.issubdtype(dst.dtype, np.integer)
+    ):
         raise GraphError("edge endpoints must be integer node ids")
     src, dst = src.astype(np.int64), dst.astype(np.int64)
     if src.size and min(src.min(), dst.min()) < 0:
@@ -259,7 +261,8 @@ def from_networkx(graph: Any) -> Graph:
     try:
         import networkx as nx  # noqa: F401
     except ImportError:  # pragma: no cover - exercised only without networkx
-        raise GraphError("from_networkx needs networkx: pip install 'agentgrad[networkx]'") from None
+        msg = "from_networkx needs networkx: pip install 'agentgrad[networkx]'"
+        raise GraphError(msg) from None
     index = {node: i for i, node in enumerate(graph.nodes)}
     if not index:
         raise GraphError("networkx graph has no nodes")
