@@ -32,7 +32,7 @@ sg = jax.lax.stop_gradient
 
 def straight_through(hard: jax.Array, soft: jax.Array) -> jax.Array:
     """``hard`` in the forward pass, the derivative of ``soft`` in the tangent pass."""
-    return hard + (soft - sg(soft))
+    return sg(hard) + (soft - sg(soft))
 
 
 class Estimator(eqx.Module):
