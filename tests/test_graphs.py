@@ -1,0 +1,136 @@
+"""Graphs: generators, aggregation against dense references, import and errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from agentgrad import GraphError, graphs
+
+
+def dense_adjacency(g):
+    a = np.zeros((g.n_nodes, g.n_nodes))
+    a[np.asarray(g.receivers), np.asarray(g.senders)] = 1.0
+    return a
+
+
+def check_simple_undirected(g):
+    a = dense_adjacency(g)
+    assert np.array_equal(a, a.T), "not symmetric"
+    assert np.all(np.diag(a) == 0), "self-loop"
+    assert len(g.senders) == 2 * g.n_edges == a.sum(), "duplicate edges"
+    np.testing.assert_array_equal(g.degree, a.sum(1))
+    assert np.all(np.diff(np.asarray(g.receivers)) >= 0), "not sorted by receiver"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: graphs.erdos_renyi(300, 6, key=jax.random.key(1)),
+        lambda: graphs.watts_strogatz(300, 6, 0.2, key=2),
+        lambda: graphs.barabasi_albert(300, 3, key=3),
+        lambda: graphs.from_edges([0, 1, 1, 2, 3], [1, 0, 2, 2, 0], 5),
+    ],
+)
+def test_generators_make_simple_graphs_and_aggregate(make):
+    g = make()
+    check_simple_undirected(g)
+    x = jax.random.normal(jax.random.key(0), (g.n_nodes, 2))
+    a = dense_adjacency(g)
+    np.testing.assert_allclose(g.neighbour_sum(x), a @ np.asarray(x), rtol=1e-5, atol=1e-5)
+    mean = a @ np.asarray(x) / np.maximum(a.sum(1), 1)[:, None]
+    np.testing.assert_allclose(g.neighbour_mean(x), mean, rtol=1e-5, atol=1e-5)
+
+
+def test_complete_graph_is_mean_field_without_edges():
+    g = graphs.complete(50)
+    assert g.senders.size == 0 and g.n_edges == 50 * 49 // 2
+    x = jnp.arange(50.0)
+    a = np.ones((50, 50)) - np.eye(50)
+    np.testing.assert_allclose(g.neighbour_sum(x), a @ np.arange(50.0))
+    np.testing.assert_allclose(g.neighbour_mean(x), a @ np.arange(50.0) / 49)
+
+
+def test_erdos_renyi_statistics_and_determinism():
+    n, k = 20_000, 10.0
+    g = graphs.erdos_renyi(n, k, key=jax.random.key(5))
+    # E = Binomial(n(n-1)/2, p): mean n k / 2 = 1e5, sd ~ 316; allow 5 sd
+    assert abs(g.n_edges - n * k / 2) < 5 * 316
+    deg = np.asarray(g.degree)
+    assert deg.var() == pytest.approx(k, rel=0.05)  # Poisson-like degrees
+    g2 = graphs.erdos_renyi(n, k, key=jax.random.key(5))
+    np.testing.assert_array_equal(g.senders, g2.senders)
+    check_simple_undirected(graphs.erdos_renyi(200, p=0.6, key=0))  # dense branch
+
+
+def test_watts_strogatz_keeps_edge_count_and_lattice_at_p0():
+    g = graphs.watts_strogatz(100, 4, 0.0, key=0)
+    assert g.n_edges == 200
+    np.testing.assert_array_equal(g.degree, 4.0)
+    g = graphs.watts_strogatz(1000, 10, 0.3, key=0)
+    assert g.n_edges > 4950
+
+
+def test_barabasi_albert_edge_count_and_hubs():
+    g = graphs.barabasi_albert(2000, 2, key=0)
+    assert g.n_edges == 2 * (2000 - 2)
+    assert float(g.degree.max()) > 10 * float(g.degree.mean())
+
+
+def test_edge_list_file(tmp_path):
+    f = tmp_path / "edges.txt"
+    f.write_text("# contacts\n0 1\n1,2\n\n2 3 0.5\n3 3\n1 0\n")
+    g = graphs.from_edge_list(f)
+    assert g.n_nodes == 4 and g.n_edges == 3
+    assert graphs.from_edge_list(f, n_nodes=10).n_nodes == 10
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("0 1\n1 x\n", r"edges.txt:2: expected two integer node ids"),
+        ("0 1\n5\n", r"edges.txt:2: expected two integer"),
+        ("0 -1\n", "non-negative"),
+        ("# nothing\n", "contains no edges"),
+    ],
+)
+def test_edge_list_errors(tmp_path, content, message):
+    f = tmp_path / "edges.txt"
+    f.write_text(content)
+    with pytest.raises(GraphError, match=message):
+        graphs.from_edge_list(f)
+
+
+def test_edge_list_unreadable(tmp_path):
+    with pytest.raises(GraphError, match="cannot read graph file"):
+        graphs.from_edge_list(tmp_path / "missing.txt")
+    f = tmp_path / "bin.txt"
+    f.write_bytes(b"\xff\xfe\x00\x81")
+    with pytest.raises(GraphError, match="not a text edge list"):
+        graphs.from_edge_list(f)
+    with pytest.raises(GraphError, match="has 2 nodes"):
+        graphs.from_edges([0, 5], [1, 1], 2)
+
+
+def test_from_networkx():
+    nx = pytest.importorskip("networkx")
+    h = nx.karate_club_graph()
+    g = graphs.from_networkx(h)
+    assert g.n_nodes == 34 and g.n_edges == h.number_of_edges()
+    np.testing.assert_array_equal(g.degree, [d for _, d in h.degree()])
+
+
+def test_generator_argument_errors():
+    with pytest.raises(GraphError, match="mean_degree"):
+        graphs.erdos_renyi(10, 20, key=0)
+    with pytest.raises(GraphError, match="need key"):
+        graphs.erdos_renyi(10, 2)
+    with pytest.raises(GraphError, match="even integer"):
+        graphs.watts_strogatz(10, 3, 0.1, key=0)
+    with pytest.raises(GraphError, match="m must be"):
+        graphs.barabasi_albert(10, 10, key=0)
+    with pytest.raises(GraphError, match="number of nodes"):
+        graphs.complete(0)
+    for spec in ("ring", "erdos-renyi", "erdos-renyi:x", "watts-strogatz:4"):
+        with pytest.raises(GraphError):
+            graphs.parse_graph(spec, 10, 0)
