@@ -18,8 +18,10 @@ def test_neighbour_sum_is_convolution(kind, kernel, periodic):
     x = jax.random.uniform(jax.random.key(0), (2, 7, 9))
     grid = Grid(7, 9, kind, 1, periodic)
     expected = np.stack(
-        [convolve2d(np.asarray(xi), kernel, mode="same", boundary="wrap" if periodic else "fill")
-         for xi in x]
+        [
+            convolve2d(np.asarray(xi), kernel, mode="same", boundary="wrap" if periodic else "fill")
+            for xi in x
+        ]
     )
     np.testing.assert_allclose(grid.neighbour_sum(x), expected, rtol=1e-5, atol=1e-6)
 

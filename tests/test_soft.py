@@ -37,9 +37,13 @@ def test_gate_window_and_gradients():
     np.testing.assert_array_equal(g, ((t >= 10) & (t < 20)).astype(jnp.float32))
     # d gate / d start at time t = -phi(t - start) * (1 - H(t - end)) (sigma = 1)
     d_start = jax.vmap(jax.grad(lambda s, tt: soft.gate(tt, s, 20.0)), (None, 0))(10.0, t)
-    np.testing.assert_allclose(d_start, -norm.pdf(t - 10.0) * (t < 20).astype(jnp.float32), rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(
+        d_start, -norm.pdf(t - 10.0) * (t < 20).astype(jnp.float32), rtol=1e-5, atol=1e-8
+    )
     d_end = jax.vmap(jax.grad(lambda e, tt: soft.gate(tt, 10.0, e)), (None, 0))(20.0, t)
-    np.testing.assert_allclose(d_end, norm.pdf(t - 20.0) * (t >= 10).astype(jnp.float32), rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(
+        d_end, norm.pdf(t - 20.0) * (t >= 10).astype(jnp.float32), rtol=1e-5, atol=1e-8
+    )
 
 
 def test_where_passes_gradient_to_both_branches():
@@ -65,10 +69,12 @@ def test_argmax_one_hot_with_softmax_tangent():
 def test_max_min_exact_with_logsumexp_tangent():
     x = jnp.array([0.5, 2.0, 1.9])
     assert float(soft.max(x)) == 2.0 and float(soft.min(x)) == 0.5
-    np.testing.assert_allclose(jax.grad(lambda z: soft.max(z, temperature=0.3))(x),
-                               jax.nn.softmax(x / 0.3), rtol=1e-5)
-    np.testing.assert_allclose(jax.grad(lambda z: soft.min(z, temperature=0.3))(x),
-                               jax.nn.softmax(-x / 0.3), rtol=1e-5)
+    np.testing.assert_allclose(
+        jax.grad(lambda z: soft.max(z, temperature=0.3))(x), jax.nn.softmax(x / 0.3), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        jax.grad(lambda z: soft.min(z, temperature=0.3))(x), jax.nn.softmax(-x / 0.3), rtol=1e-5
+    )
 
 
 def test_comparisons_exact_including_ties():
