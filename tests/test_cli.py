@@ -1,0 +1,94 @@
+"""Command line: listing, running, outputs, and every bad-input case (exit code 2)."""
+
+import numpy as np
+import pytest
+import xarray as xr
+from typer.testing import CliRunner
+
+from agentgrad.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args))
+
+
+def test_models_lists_models_and_parameters():
+    result = invoke("models")
+    assert result.exit_code == 0
+    for text in ("sir-network", "sirs-grid", "quarantine_compliance", "p_wane"):
+        assert text in result.output
+
+
+def test_run_writes_netcdf_plot_and_summary(tmp_path):
+    out = tmp_path / "run"
+    result = invoke(
+        "run", "sir-network", "--agents", "500", "--steps", "12", "--runs", "5",
+        "--batch", "2", "--graph", "watts-strogatz:6:0.1", "--param", "beta=0.5",
+        "--estimator", "gs:0.1", "--seed", "3", "--out", str(out),
+    )
+    assert result.exit_code == 0, result.output
+    ds = xr.open_dataset(out / "observables.nc", engine="h5netcdf")
+    assert set(ds.data_vars) == {"new_infected", "new_recovered", "susceptible", "infected",
+                                 "recovered"}
+    assert ds["new_infected"].dims == ("run", "step") and ds["new_infected"].shape == (5, 12)
+    assert ds.attrs["param_beta"] == pytest.approx(0.5)
+    total = ds["susceptible"] + ds["infected"] + ds["recovered"]
+    np.testing.assert_allclose(total.values, 1.0, atol=1e-5)
+    # batching does not change results: run r always uses the r-th key
+    out2 = tmp_path / "run2"
+    invoke("run", "sir-network", "--agents", "500", "--steps", "12", "--runs", "5",
+           "--batch", "5", "--graph", "watts-strogatz:6:0.1", "--param", "beta=0.5",
+           "--estimator", "gs:0.1", "--seed", "3", "--out", str(out2))
+    ds2 = xr.open_dataset(out2 / "observables.nc", engine="h5netcdf")
+    np.testing.assert_array_equal(ds["infected"].values, ds2["infected"].values)
+    assert (out / "observables.png").stat().st_size > 1000
+    assert "peak of mean" in result.output
+
+
+def test_run_grid_model_and_edge_list_file(tmp_path):
+    result = invoke("run", "sirs-grid", "--grid-size", "12", "--runs", "2", "--out",
+                    str(tmp_path / "g"))
+    assert result.exit_code == 0, result.output
+    edges = tmp_path / "edges.txt"
+    edges.write_text("\n".join(f"{i} {(i + 1) % 50}" for i in range(50)))
+    result = invoke("run", "sir-network", "--graph", f"file:{edges}", "--runs", "2",
+                    "--steps", "5", "--out", str(tmp_path / "f"))
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "sir-netwerk"], "unknown model 'sir-netwerk'"),
+        (["run", "sir-network", "--param", "betta=0.3"], "unknown parameter 'betta'"),
+        (["run", "sir-network", "--param", "beta"], "must look like name=value"),
+        (["run", "sir-network", "--param", "beta=abc"], "is not a number"),
+        (["run", "sir-network", "--param", "gamma=-1"], "outside its bounds"),
+        (["run", "sir-network", "--param", "initial_infected=1.5"], "outside its bounds"),
+        (["run", "sir-network", "--agents", "0"], "--agents must be a positive integer"),
+        (["run", "sir-network", "--steps", "-5"], "--steps must be a positive integer"),
+        (["run", "sir-network", "--runs", "0"], "--runs and --batch must be positive"),
+        (["run", "sir-network", "--graph", "file:/no/such/file"], "cannot read graph file"),
+        (["run", "sir-network", "--graph", "lattice"], "unknown graph 'lattice'"),
+        (["run", "sir-network", "--graph", "erdos-renyi:x"], "arguments must be numbers"),
+        (["run", "sir-network", "--estimator", "magic"], "unknown estimator 'magic'"),
+        (["run", "sir-network", "--grid-size", "10"], "--grid-size does not apply"),
+        (["run", "sirs-grid", "--graph", "complete"], "--graph does not apply"),
+        (["run", "sirs-grid", "--grid-size", "3", "--agents", "20"], "does not fit"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
+    result = invoke(*args, "--out", str(tmp_path / "x"))
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_bad_graph_file_content(tmp_path):
+    f = tmp_path / "bad.txt"
+    f.write_text("0 1\n1 two\n")
+    result = invoke("run", "sir-network", "--graph", f"file:{f}", "--out", str(tmp_path / "x"))
+    assert result.exit_code == 2 and ":2: expected two integer node ids" in result.output
