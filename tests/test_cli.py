@@ -24,23 +24,64 @@ def test_models_lists_models_and_parameters():
 def test_run_writes_netcdf_plot_and_summary(tmp_path):
     out = tmp_path / "run"
     result = invoke(
-        "run", "sir-network", "--agents", "500", "--steps", "12", "--runs", "5",
-        "--batch", "2", "--graph", "watts-strogatz:6:0.1", "--param", "beta=0.5",
-        "--estimator", "gs:0.1", "--seed", "3", "--out", str(out),
+        "run",
+        "sir-network",
+        "--agents",
+        "500",
+        "--steps",
+        "12",
+        "--runs",
+        "5",
+        "--batch",
+        "2",
+        "--graph",
+        "watts-strogatz:6:0.1",
+        "--param",
+        "beta=0.5",
+        "--estimator",
+        "gs:0.1",
+        "--seed",
+        "3",
+        "--out",
+        str(out),
     )
     assert result.exit_code == 0, result.output
     ds = xr.open_dataset(out / "observables.nc", engine="h5netcdf")
-    assert set(ds.data_vars) == {"new_infected", "new_recovered", "susceptible", "infected",
-                                 "recovered"}
+    assert set(ds.data_vars) == {
+        "new_infected",
+        "new_recovered",
+        "susceptible",
+        "infected",
+        "recovered",
+    }
     assert ds["new_infected"].dims == ("run", "step") and ds["new_infected"].shape == (5, 12)
     assert ds.attrs["param_beta"] == pytest.approx(0.5)
     total = ds["susceptible"] + ds["infected"] + ds["recovered"]
     np.testing.assert_allclose(total.values, 1.0, atol=1e-5)
     # batching does not change results: run r always uses the r-th key
     out2 = tmp_path / "run2"
-    invoke("run", "sir-network", "--agents", "500", "--steps", "12", "--runs", "5",
-           "--batch", "5", "--graph", "watts-strogatz:6:0.1", "--param", "beta=0.5",
-           "--estimator", "gs:0.1", "--seed", "3", "--out", str(out2))
+    invoke(
+        "run",
+        "sir-network",
+        "--agents",
+        "500",
+        "--steps",
+        "12",
+        "--runs",
+        "5",
+        "--batch",
+        "5",
+        "--graph",
+        "watts-strogatz:6:0.1",
+        "--param",
+        "beta=0.5",
+        "--estimator",
+        "gs:0.1",
+        "--seed",
+        "3",
+        "--out",
+        str(out2),
+    )
     ds2 = xr.open_dataset(out2 / "observables.nc", engine="h5netcdf")
     np.testing.assert_array_equal(ds["infected"].values, ds2["infected"].values)
     assert (out / "observables.png").stat().st_size > 1000
@@ -48,13 +89,24 @@ def test_run_writes_netcdf_plot_and_summary(tmp_path):
 
 
 def test_run_grid_model_and_edge_list_file(tmp_path):
-    result = invoke("run", "sirs-grid", "--grid-size", "12", "--runs", "2", "--out",
-                    str(tmp_path / "g"))
+    result = invoke(
+        "run", "sirs-grid", "--grid-size", "12", "--runs", "2", "--out", str(tmp_path / "g")
+    )
     assert result.exit_code == 0, result.output
     edges = tmp_path / "edges.txt"
     edges.write_text("\n".join(f"{i} {(i + 1) % 50}" for i in range(50)))
-    result = invoke("run", "sir-network", "--graph", f"file:{edges}", "--runs", "2",
-                    "--steps", "5", "--out", str(tmp_path / "f"))
+    result = invoke(
+        "run",
+        "sir-network",
+        "--graph",
+        f"file:{edges}",
+        "--runs",
+        "2",
+        "--steps",
+        "5",
+        "--out",
+        str(tmp_path / "f"),
+    )
     assert result.exit_code == 0, result.output
 
 

@@ -111,3 +111,17 @@ def test_bad_options(key):
         ag.simulate(model, {"q": 1.0}, key, 5)
     with pytest.raises(ValueError, match="n_runs"):
         ag.ensemble(model, None, key, 5, 0)
+
+
+def test_ensemble_sharded_over_two_devices_matches_single_device(key):
+    """Runs split across the 2 CPU devices of the test session give identical results."""
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    assert len(jax.devices()) == 2
+    model = CountingWalk()
+    keys = jax.random.split(key, 8)
+    mesh = Mesh(np.array(jax.devices()), ("runs",))
+    sharded = jax.device_put(keys, NamedSharding(mesh, PartitionSpec("runs")))
+    a = ag.ensemble(model, {"p": 0.6}, sharded, 9).observables["mean"]
+    b = ag.ensemble(model, {"p": 0.6}, keys, 9).observables["mean"]
+    np.testing.assert_array_equal(a, b)

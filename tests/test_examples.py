@@ -14,3 +14,12 @@ def test_quickstart_example(monkeypatch, capsys):
     assert out.count("d total_infections / d") == 9
     value = float(out.split("d beta")[1].split("=")[1].split()[0])
     assert value == pytest.approx(value) and value != 0.0
+
+
+def test_random_walk_example(capsys):
+    runpy.run_path("examples/random_walk.py", run_name="__main__")
+    lines = capsys.readouterr().out.splitlines()
+    st = float(lines[0].split("=")[1].split()[0])
+    fd = float(lines[2].split("=")[1].split()[0])
+    assert st == pytest.approx(50.0, rel=1e-4)  # straight-through is exact for a linear walk
+    assert fd == pytest.approx(50.0, rel=0.1)
