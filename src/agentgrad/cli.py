@@ -1,8 +1,10 @@
 """The ``agentgrad`` command line.
 
 ``agentgrad models`` lists the model library; ``agentgrad run MODEL ...`` simulates
-an ensemble and writes ``observables.nc``, ``observables.png`` and a summary.  Bad
-input prints one ``error: ...`` line and exits with code 2.
+an ensemble and writes ``observables.nc``, ``observables.png`` and a summary;
+``agentgrad gradcheck`` compares gradient estimators with finite differences;
+``agentgrad sensitivity`` writes the Jacobian of an observable over time.  Bad input
+prints one ``error: ...`` line and exits with code 2.
 """
 
 from __future__ import annotations
@@ -16,8 +18,6 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-
-from agentgrad.errors import AgentgradError
 
 app = typer.Typer(
     help="Differentiable agent-based models: simulate, differentiate, calibrate.",
@@ -74,37 +74,29 @@ def models_command() -> None:
         console.print(f"  default --steps {entry.default_steps}; structural options: {opts}\n")
 
 
-@app.command("run")
-def run_command(
-    model: Annotated[str, typer.Argument(help="model name, e.g. sir-network (see `models`)")],
-    steps: Annotated[int | None, typer.Option(help="number of steps (model default)")] = None,
-    agents: Annotated[int | None, typer.Option(help="number of agents")] = None,
-    param: Annotated[
-        list[str] | None, typer.Option("--param", "-p", help="parameter value, name=value")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="random seed")] = 0,
-    estimator: Annotated[str, typer.Option(help="st | gs:TAU | gs-soft:TAU | none")] = "st",
-    runs: Annotated[int, typer.Option(help="number of independent runs")] = 10,
-    graph: Annotated[
-        str | None,
-        typer.Option(
-            help="network models: complete | erdos-renyi:MEAN_DEGREE | watts-strogatz:K:P | "
-            "barabasi-albert:M | file:PATH"
-        ),
-    ] = None,
-    grid_size: Annotated[int | None, typer.Option(help="grid models: side length")] = None,
-    batch: Annotated[int, typer.Option(help="runs simulated together (vmap)")] = 16,
-    out: Annotated[Path, typer.Option(help="output directory")] = Path("out"),
-) -> None:
-    """Simulate MODEL RUNS times; write observables.nc, observables.png and a summary."""
-    import jax
-    import numpy as np
+ModelArg = Annotated[str, typer.Argument(help="model name, e.g. sir-network (see `models`)")]
+StepsOpt = Annotated[int | None, typer.Option(help="number of steps (model default)")]
+AgentsOpt = Annotated[int | None, typer.Option(help="number of agents")]
+ParamOpt = Annotated[
+    list[str] | None, typer.Option("--param", "-p", help="parameter value, name=value")
+]
+SeedOpt = Annotated[int, typer.Option(help="random seed")]
+GraphOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="network models: complete | erdos-renyi:MEAN_DEGREE | watts-strogatz:K:P | "
+        "barabasi-albert:M | file:PATH"
+    ),
+]
+GridOpt = Annotated[int | None, typer.Option(help="grid models: side length")]
+RunsOpt = Annotated[int, typer.Option(help="number of independent runs")]
+OutOpt = Annotated[Path, typer.Option(help="output directory")]
 
-    from agentgrad.engine import ensemble
+
+def _setup(model, steps, agents, param, seed, estimator, graph, grid_size):
+    """Validate the shared model options; return (entry, n_steps, params, model)."""
     from agentgrad.estimators import parse_estimator
-    from agentgrad.io import observables_dataset, write_netcdf
     from agentgrad.models import BuildOptions
-    from agentgrad.plotting import plot_observables
 
     entry = _entry(model)
     for option, value in (("agents", agents), ("graph", graph), ("grid_size", grid_size)):
@@ -113,18 +105,56 @@ def run_command(
     for option, value in (("steps", steps), ("agents", agents), ("grid-size", grid_size)):
         if value is not None and value < 1:
             fail(f"--{option} must be a positive integer, got {value}")
-    if runs < 1 or batch < 1:
-        fail("--runs and --batch must be positive integers")
-    n_steps = steps or entry.default_steps
     try:
-        est = parse_estimator(estimator)
+        est = parse_estimator(estimator) if isinstance(estimator, str) else estimator
         params = entry.param_space.complete(parse_param_assignments(param or []))
         sim_model = entry.build(BuildOptions(est, seed, agents, graph, grid_size))
-    except AgentgradError as err:
-        fail(str(err))
     except ValueError as err:
         fail(str(err))
+    return entry, steps or entry.default_steps, params, sim_model
 
+
+def _make_out(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        fail(f"cannot create output directory {str(out)!r}: {err.strerror or err}")
+
+
+def _split_list(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    return items
+
+
+@app.command("run")
+def run_command(
+    model: ModelArg,
+    steps: StepsOpt = None,
+    agents: AgentsOpt = None,
+    param: ParamOpt = None,
+    seed: SeedOpt = 0,
+    estimator: Annotated[str, typer.Option(help="st | gs:TAU | gs-soft:TAU | none")] = "st",
+    runs: RunsOpt = 10,
+    graph: GraphOpt = None,
+    grid_size: GridOpt = None,
+    batch: Annotated[int, typer.Option(help="runs simulated together (vmap)")] = 16,
+    out: OutOpt = Path("out"),
+) -> None:
+    """Simulate MODEL RUNS times; write observables.nc, observables.png and a summary."""
+    import jax
+    import numpy as np
+
+    from agentgrad.engine import ensemble
+    from agentgrad.io import observables_dataset, write_netcdf
+    from agentgrad.plotting import plot_observables
+
+    if runs < 1 or batch < 1:
+        fail("--runs and --batch must be positive integers")
+    _, n_steps, params, sim_model = _setup(
+        model, steps, agents, param, seed, estimator, graph, grid_size
+    )
     batch = min(batch, runs)
     keys = jax.random.split(jax.random.key(seed), runs)
     n_batches = -(-runs // batch)
@@ -149,8 +179,8 @@ def run_command(
     attrs = {"model": model, "estimator": estimator, "seed": seed, "steps": n_steps}
     attrs.update({f"param_{k}": float(v) for k, v in params.items()})
     ds = observables_dataset(observables, attrs)
+    _make_out(out)
     try:
-        out.mkdir(parents=True, exist_ok=True)
         write_netcdf(ds, out / "observables.nc")
         plot_observables(ds, out / "observables.png", title=f"{model}, {runs} runs")
     except OSError as err:
@@ -166,6 +196,178 @@ def run_command(
         table.add_row(name, f"{mean[-1]:.4g}", f"{mean.max():.4g}", str(int(mean.argmax()) + 1))
     console.print(table)
     console.print(f"wrote {out / 'observables.nc'} and {out / 'observables.png'}")
+
+
+@app.command("gradcheck")
+def gradcheck_command(
+    model: ModelArg,
+    estimators: Annotated[
+        str, typer.Option(help="comma-separated estimators, e.g. st,gs:0.1")
+    ] = "st",
+    runs: RunsOpt = 32,
+    fd_runs: Annotated[int | None, typer.Option(help="runs for finite differences")] = None,
+    params: Annotated[
+        str | None, typer.Option("--params", help="comma-separated parameters (default all)")
+    ] = None,
+    observable: Annotated[str, typer.Option(help="observable to differentiate")] = "",
+    rel_step: Annotated[float, typer.Option(help="FD step relative to |θ|")] = 0.05,
+    expect_unbiased: Annotated[
+        str | None,
+        typer.Option(help="estimators that must agree with FD (|z| <= 4); else exit 1"),
+    ] = None,
+    steps: StepsOpt = None,
+    agents: AgentsOpt = None,
+    param: ParamOpt = None,
+    seed: SeedOpt = 0,
+    graph: GraphOpt = None,
+    grid_size: GridOpt = None,
+    out: OutOpt = Path("out-gradcheck"),
+) -> None:
+    """Compare AD gradient estimators with finite differences (common random numbers)."""
+    import jax
+
+    from agentgrad.estimators import parse_estimator
+    from agentgrad.gradients import compare_estimators
+    from agentgrad.plotting import plot_gradcheck
+
+    labels = _split_list(estimators) or []
+    if not labels:
+        fail("--estimators needs at least one estimator, e.g. st,gs:0.1")
+    try:
+        parsed = {label: parse_estimator(label) for label in labels}
+    except ValueError as err:
+        fail(str(err))
+    if runs < 1 or (fd_runs is not None and fd_runs < 1):
+        fail("--runs and --fd-runs must be positive integers")
+    if not rel_step > 0:
+        fail(f"--rel-step must be > 0, got {rel_step}")
+    expected = _split_list(expect_unbiased) or []
+    unknown = [e for e in expected if e not in parsed]
+    if unknown:
+        fail(f"--expect-unbiased {unknown[0]!r} is not among --estimators {estimators!r}")
+    entry, n_steps, values, sim_model = _setup(
+        model, steps, agents, param, seed, parsed[labels[0]], graph, grid_size
+    )
+    observable = observable or next(iter(_observables_of(sim_model)))
+    try:
+        with console.status("differentiating and finite-differencing..."):
+            result = compare_estimators(
+                sim_model,
+                parsed,
+                values,
+                jax.random.key(seed),
+                n_steps,
+                runs,
+                observable,
+                parameters=_split_list(params),
+                fd_runs=fd_runs,
+                rel_step=rel_step,
+            )
+    except ValueError as err:
+        fail(str(err))
+    _make_out(out)
+    result.table.to_csv(out / "gradcheck.csv", index=False)
+    plot_gradcheck(result.table, out / "gradcheck.png", title=f"{model}: d E({observable}_t) / dθ")
+    table = Table(title=f"{model}: d E({observable}_t) / dθ, {runs} runs", title_justify="left")
+    for col in ("estimator", "parameter", "relative error", "max |z|"):
+        table.add_column(col)
+    for row in result.summary.itertuples():
+        table.add_row(row.estimator, row.parameter, f"{row.rel_error:.3g}", f"{row.max_abs_z:.2f}")
+    console.print(table)
+    console.print(f"wrote {out / 'gradcheck.csv'} and {out / 'gradcheck.png'}")
+    biased = result.biased(expected)
+    if biased:
+        Console(stderr=True).print(
+            f"[red]failed:[/red] {', '.join(biased)} differ from finite differences by more "
+            "than 4 combined standard errors",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+
+
+def _observables_of(sim_model) -> tuple[str, ...]:
+    from agentgrad.gradients import observable_names
+
+    return observable_names(sim_model)
+
+
+@app.command("sensitivity")
+def sensitivity_command(
+    model: ModelArg,
+    observable: Annotated[str, typer.Option(help="observable to differentiate")] = "",
+    runs: RunsOpt = 16,
+    mode: Annotated[str, typer.Option(help="auto | forward | reverse")] = "auto",
+    params: Annotated[
+        str | None, typer.Option("--params", help="comma-separated parameters (default all)")
+    ] = None,
+    compare_fd: Annotated[
+        bool, typer.Option(help="also one-at-a-time finite differences (2 P runs each)")
+    ] = False,
+    checkpoint: Annotated[bool, typer.Option(help="reverse mode: sqrt checkpointing")] = False,
+    estimator: Annotated[str, typer.Option(help="st | gs:TAU | none")] = "st",
+    steps: StepsOpt = None,
+    agents: AgentsOpt = None,
+    param: ParamOpt = None,
+    seed: SeedOpt = 0,
+    graph: GraphOpt = None,
+    grid_size: GridOpt = None,
+    out: OutOpt = Path("out-sensitivity"),
+) -> None:
+    """Jacobian of an observable over time w.r.t. every parameter, with elasticities."""
+    import jax
+
+    from agentgrad.io import write_netcdf
+    from agentgrad.plotting import plot_sensitivity
+    from agentgrad.sensitivity import ranking, sensitivity
+
+    if runs < 1:
+        fail("--runs must be a positive integer")
+    if mode not in ("auto", "forward", "reverse"):
+        fail(f"--mode must be auto, forward or reverse, got {mode!r}")
+    _, n_steps, values, sim_model = _setup(
+        model, steps, agents, param, seed, estimator, graph, grid_size
+    )
+    observable = observable or next(iter(_observables_of(sim_model)))
+    try:
+        with console.status("computing the Jacobian..."):
+            ds = sensitivity(
+                sim_model,
+                values,
+                jax.random.key(seed),
+                n_steps,
+                runs,
+                observable,
+                parameters=_split_list(params),
+                mode=mode,
+                checkpoint=checkpoint,
+                compare_fd=compare_fd,
+            )
+    except ValueError as err:
+        fail(str(err))
+    _make_out(out)
+    write_netcdf(ds, out / "sensitivity.nc")
+    plot_sensitivity(ds, out / "sensitivity.png")
+    ranked = ranking(ds)
+    with open(out / "ranking.csv", "w", encoding="utf-8") as fh:
+        fh.write("rank,parameter,mean_abs_elasticity\n")
+        for i, (name, score) in enumerate(ranked, 1):
+            fh.write(f"{i},{name},{score:.6g}\n")
+    table = Table(
+        title=f"{model}: sensitivity of {observable} ({ds.attrs['mode']} mode, {runs} runs)",
+        title_justify="left",
+    )
+    for col in ("rank", "parameter", "mean |elasticity|", "peak |dy/dθ|", "at step"):
+        table.add_column(col)
+    for i, (name, score) in enumerate(ranked, 1):
+        j = abs(ds["jacobian"].sel(parameter=name).values)
+        table.add_row(str(i), name, f"{score:.3g}", f"{j.max():.3g}", str(int(j.argmax()) + 1))
+    console.print(table)
+    console.print(
+        f"simulations: AD {ds.attrs['ad_simulations']} vs one-at-a-time FD "
+        f"{ds.attrs['fd_simulations']}; wrote {out / 'sensitivity.nc'}, "
+        f"{out / 'sensitivity.png'}, {out / 'ranking.csv'}"
+    )
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ between the two spaces.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -154,6 +155,7 @@ class Param:
         lower, upper: support (inclusive); ``±inf`` for unbounded sides.
         prior: prior density; defaults to ``Uniform(lower, upper)`` when both are finite.
         description: one line shown by ``agentgrad models``.
+        fd_step: finite-difference step to use by default (``None``: relative to the value).
     """
 
     default: float
@@ -161,6 +163,7 @@ class Param:
     upper: float = math.inf
     prior: Prior | None = None
     description: str = ""
+    fd_step: float | None = None
 
     def __post_init__(self) -> None:
         if not self.lower < self.upper:
@@ -308,5 +311,5 @@ class ParamSpace:
         new = dict(self.params)
         for name, prior in priors.items():
             p = new[name]
-            new[name] = Param(p.default, p.lower, p.upper, prior, p.description)
+            new[name] = dataclasses.replace(p, prior=prior)
         return ParamSpace(new)

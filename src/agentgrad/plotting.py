@@ -33,3 +33,69 @@ def plot_observables(ds: xr.Dataset, path: str | os.PathLike, title: str = "") -
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_gradcheck(table, path: str | os.PathLike, title: str = "") -> None:
+    """One panel per parameter: AD mean ± 2 s.e. per estimator against the FD line and band.
+
+    ``table`` is :attr:`agentgrad.gradients.GradcheckResult.table`.
+    """
+    params = list(dict.fromkeys(table["parameter"]))
+    cols = min(3, len(params))
+    rows = -(-len(params) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.3 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, params, strict=False):
+        sub = table[table["parameter"] == name]
+        fd = sub[sub["estimator"] == sub["estimator"].iloc[0]]
+        ax.fill_between(
+            fd["step"],
+            fd["fd_mean"] - 2 * fd["fd_se"],
+            fd["fd_mean"] + 2 * fd["fd_se"],
+            color="k",
+            alpha=0.15,
+        )
+        ax.plot(fd["step"], fd["fd_mean"], "k-", lw=2, label="finite differences")
+        for label in dict.fromkeys(sub["estimator"]):
+            e = sub[sub["estimator"] == label]
+            ax.fill_between(
+                e["step"], e["ad_mean"] - 2 * e["ad_se"], e["ad_mean"] + 2 * e["ad_se"], alpha=0.25
+            )
+            ax.plot(e["step"], e["ad_mean"], lw=1.5, label=f"AD {label}")
+        ax.set_title(f"d/d {name}")
+        ax.set_xlabel("step")
+    for ax in list(axes.flat)[len(params) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_sensitivity(ds: xr.Dataset, path: str | os.PathLike) -> None:
+    """Heatmap of the elasticity over (parameter x step) beside the parameter ranking."""
+    names = [str(n) for n in ds["parameter"].values]
+    el = ds["elasticity"].values
+    fig, (ax, bar) = plt.subplots(
+        1, 2, figsize=(12, 0.45 * len(names) + 2), gridspec_kw={"width_ratios": [3, 1]}
+    )
+    lim = float(np.nanmax(np.abs(el))) or 1.0
+    im = ax.imshow(
+        el,
+        aspect="auto",
+        cmap="RdBu_r",
+        vmin=-lim,
+        vmax=lim,
+        extent=(0.5, el.shape[1] + 0.5, len(names) - 0.5, -0.5),
+    )
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("step")
+    ax.set_title(f"elasticity of {ds.attrs.get('observable', '')} (θ / y · ∂y/∂θ)")
+    fig.colorbar(im, ax=ax)
+    order = np.argsort(ds["rank"].values)
+    bar.barh([names[i] for i in order][::-1], ds["mean_abs_elasticity"].values[order][::-1])
+    bar.set_title("mean |elasticity|")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -39,13 +39,21 @@ SIR_NETWORK_PARAMS = ParamSpace(
         "beta": Param(0.4, 0.0, 10.0, Uniform(0.0, 2.0), "transmission rate per day"),
         "gamma": Param(0.05, 0.0, 10.0, Uniform(0.0, 1.0), "recovery rate per day"),
         "initial_infected": Param(0.005, 0.0, 1.0, None, "probability an agent starts infected"),
-        "quarantine_start": Param(15.0, 0.0, 1e4, _TIME_PRIOR, "day quarantine starts"),
-        "quarantine_end": Param(25.0, 0.0, 1e4, _TIME_PRIOR, "day quarantine ends (exclusive)"),
+        "quarantine_start": Param(
+            15.0, 0.0, 1e4, _TIME_PRIOR, "day quarantine starts", fd_step=1.0
+        ),
+        "quarantine_end": Param(
+            25.0, 0.0, 1e4, _TIME_PRIOR, "day quarantine ends (exclusive)", fd_step=1.0
+        ),
         "quarantine_compliance": Param(
             0.7, 0.0, 1.0, None, "probability an infected agent quarantines (0 = no quarantine)"
         ),
-        "distancing_start": Param(10.0, 0.0, 1e4, _TIME_PRIOR, "day social distancing starts"),
-        "distancing_end": Param(35.0, 0.0, 1e4, _TIME_PRIOR, "day distancing ends (exclusive)"),
+        "distancing_start": Param(
+            10.0, 0.0, 1e4, _TIME_PRIOR, "day social distancing starts", fd_step=1.0
+        ),
+        "distancing_end": Param(
+            35.0, 0.0, 1e4, _TIME_PRIOR, "day distancing ends (exclusive)", fd_step=1.0
+        ),
         "distancing_factor": Param(
             0.4, 0.0, 1.0, None, "transmission multiplier while distancing (1 = no distancing)"
         ),
