@@ -144,3 +144,115 @@ def test_bad_graph_file_content(tmp_path):
     f.write_text("0 1\n1 two\n")
     result = invoke("run", "sir-network", "--graph", f"file:{f}", "--out", str(tmp_path / "x"))
     assert result.exit_code == 2 and ":2: expected two integer node ids" in result.output
+
+
+SMALL = ["--graph", "complete", "--agents", "500", "--steps", "15"]
+
+
+def test_gradcheck_end_to_end(tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "gc"
+    result = invoke(
+        "gradcheck",
+        "sir-network",
+        "--estimators",
+        "st,gs:0.1",
+        "--runs",
+        "4",
+        "--params",
+        "beta,gamma",
+        "--observable",
+        "new_infected",
+        *SMALL,
+        "--out",
+        str(out),
+    )
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "gradcheck.csv")
+    assert list(table.columns) == [
+        "estimator",
+        "parameter",
+        "step",
+        "ad_mean",
+        "ad_se",
+        "fd_mean",
+        "fd_se",
+    ]
+    assert len(table) == 2 * 2 * 15
+    assert set(table["estimator"]) == {"st", "gs:0.1"}
+    assert (out / "gradcheck.png").stat().st_size > 1000
+    assert "max |z|" in result.output
+
+
+def test_gradcheck_expect_unbiased_exit_code(tmp_path):
+    # no-gradient AD estimates are zero while FD is not: flagged as biased -> exit 1
+    result = invoke(
+        "gradcheck",
+        "sir-network",
+        "--estimators",
+        "none,st",
+        "--runs",
+        "32",
+        "--params",
+        "beta",
+        "--observable",
+        "infected",
+        "--graph",
+        "complete",
+        "--agents",
+        "1000",
+        "--steps",
+        "15",
+        "--expect-unbiased",
+        "none",
+        "--out",
+        str(tmp_path / "gc"),
+    )
+    assert result.exit_code == 1, result.output
+    assert "none differ from finite differences" in result.output
+
+
+def test_sensitivity_end_to_end(tmp_path):
+    out = tmp_path / "s"
+    result = invoke(
+        "sensitivity",
+        "sir-network",
+        "--observable",
+        "new_infected",
+        "--runs",
+        "3",
+        "--mode",
+        "reverse",
+        *SMALL,
+        "--out",
+        str(out),
+    )
+    assert result.exit_code == 0, result.output
+    ds = xr.open_dataset(out / "sensitivity.nc", engine="h5netcdf")
+    assert ds["jacobian"].dims == ("parameter", "step") and ds["jacobian"].shape == (9, 15)
+    assert "elasticity" in ds and ds.attrs["mode"] == "reverse"
+    assert (out / "sensitivity.png").exists()
+    assert (out / "ranking.csv").read_text().startswith("rank,parameter,mean_abs_elasticity")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["gradcheck", "sir-network", "--estimators", "st,magic"], "unknown estimator 'magic'"),
+        (["gradcheck", "sir-network", "--params", "beta,betta"], "unknown parameter 'betta'"),
+        (["gradcheck", "sir-network", "--observable", "deaths"], "unknown observable 'deaths'"),
+        (["gradcheck", "sir-network", "--runs", "0"], "must be positive integers"),
+        (["gradcheck", "sir-network", "--expect-unbiased", "gs:0.1"], "is not among"),
+        (["sensitivity", "sir-network", "--observable", "deaths"], "unknown observable"),
+        (["sensitivity", "sir-network", "--runs", "-1"], "--runs must be a positive"),
+        (["sensitivity", "sir-network", "--mode", "sideways"], "--mode must be"),
+        (["sensitivity", "sir-network", "--params", "nope"], "unknown parameter 'nope'"),
+        (["sensitivity", "sir-network", "--estimator", "magic"], "unknown estimator"),
+    ],
+)
+def test_analysis_commands_bad_input(tmp_path, args, message):
+    result = invoke(*args, *SMALL, "--out", str(tmp_path / "x"))
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1
