@@ -22,28 +22,10 @@ import tempfile
 import time
 
 import numpy as np
+from _memory import peak_since, reset_peak
 
 MODES = ("numpy", "forward", "reverse", "jacfwd")
 N_STEPS = 60
-
-
-def _status_mb(field: str) -> float:
-    """A memory field (VmRSS, VmHWM) of /proc/self/status in MB."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024.0
-    return float("nan")
-
-
-def _reset_peak() -> float:
-    """Reset the peak-RSS counter (Linux clear_refs) and return the current RSS in MB."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        pass
-    return _status_mb("VmRSS")
 
 
 def numpy_reference(senders, receivers, degree, params, n_steps, seed):
@@ -83,7 +65,7 @@ def worker(graph_file: str, mode: str, repeats: int) -> dict:
         defaults = {k: float(v) for k, v in SIR_NETWORK_PARAMS.defaults().items()}
         fn = lambda: numpy_reference(senders, receivers, degree, defaults, N_STEPS, 0)  # noqa: E731
         compile_s = 0.0
-        baseline = _reset_peak()
+        baseline = reset_peak()
     else:
         graph = ag.Graph(
             jax.numpy.asarray(senders),
@@ -105,7 +87,7 @@ def worker(graph_file: str, mode: str, repeats: int) -> dict:
         else:
             run = jax.jit(jax.jacfwd(total))
         fn = lambda: jax.block_until_ready(run(params))  # noqa: E731
-        baseline = _reset_peak()
+        baseline = reset_peak()
         t0 = time.perf_counter()
         fn()
         compile_s = time.perf_counter() - t0
@@ -118,7 +100,7 @@ def worker(graph_file: str, mode: str, repeats: int) -> dict:
         "mode": mode,
         "time_s": min(times),
         "compile_s": compile_s,
-        "peak_mb": _status_mb("VmHWM") - baseline,
+        "peak_mb": peak_since(baseline),
     }
 
 
