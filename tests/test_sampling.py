@@ -104,3 +104,26 @@ def test_estimator_validation_and_parsing():
     for bad in ("gs:x", "gs:-1", "magic"):
         with pytest.raises(ValueError):
             parse_estimator(bad)
+
+
+class _NoiseSpy(ag.StraightThrough):
+    """Records what the categorical sampler hands to its estimator."""
+
+    def categorical(self, hard, logp, gumbel):
+        _SEEN["categorical"] = (hard, logp, gumbel)
+        return hard
+
+
+_SEEN = {}
+
+
+def test_categorical_gumbel_noise_is_consistent_and_gumbel_distributed(key):
+    """Inversion draw + conditional Gumbel noise: argmax(log p + g) is the draw, and g
+    is marginally standard Gumbel (mean 0.5772, variance pi^2/6 = 1.645)."""
+    probs = jnp.array([0.2, 0.0, 0.5, 0.3])
+    ag.categorical(key, probs, _NoiseSpy(), shape=(200_000,))
+    hard, logp, g = _SEEN["categorical"]
+    np.testing.assert_array_equal(jnp.argmax(logp + g, -1), jnp.argmax(hard, -1))
+    g = np.asarray(g)[:, [0, 2, 3]]
+    np.testing.assert_allclose(g.mean(0), 0.5772, atol=0.01)
+    np.testing.assert_allclose(g.var(0), np.pi**2 / 6, rtol=0.02)

@@ -47,7 +47,7 @@ class Estimator(eqx.Module):
         raise NotImplementedError
 
     def categorical(self, hard: jax.Array, logp: jax.Array, gumbel: jax.Array) -> jax.Array:
-        """``hard = one_hot(argmax(logp + gumbel))`` over the last axis."""
+        """``hard`` one-hot over the last axis, ``argmax(logp + gumbel) == argmax(hard)``."""
         raise NotImplementedError
 
     def binomial(self, hard: jax.Array, n: jax.Array, p: jax.Array) -> jax.Array:

@@ -6,7 +6,8 @@ attaches the tangent.  The primal value therefore depends only on ``key`` and th
 distribution parameter, never on the estimator.
 
 * Bernoulli(p): ``u ~ U(0,1)``, ``x = 1[u < p]``.
-* Categorical(p): Gumbel-max, ``x = one_hot(argmax(log p + g))``, ``g = -log(-log u)``.
+* Categorical(p): inversion ``x = one_hot(min{k : u < F_k})``, with Gumbel noise drawn
+  conditionally on ``x`` for the estimators that need it.
 * Binomial(n, p): ``jax.random.binomial``.
 """
 
@@ -53,24 +54,38 @@ def categorical(
     """Draw a one-hot sample over the last axis of ``probs`` (or ``logits``).
 
     Returns float32 of shape ``shape + (K,)`` (``shape`` defaults to the batch shape).
-    Probabilities need not be normalised.
+    Probabilities need not be normalised.  The draw is by inversion,
+    ``x = min{k : u < F_k}`` with ``F`` the cumulative probabilities (the coupling the
+    stochastic-derivative rules assume); Gumbel noise ``g`` for estimators that need it
+    is drawn *conditionally* on ``x`` (``argmax(log p + g) = x``; Maddison et al. 2014,
+    REBAR), so ``(x, g)`` has the law of the Gumbel-max trick.
     """
     if (probs is None) == (logits is None):
         raise ValueError("categorical: give exactly one of probs or logits")
     if logits is None:
         probs = jnp.asarray(probs, jnp.float32)
-        logp = jnp.log(jnp.clip(probs, 1e-30, None))
-        logp = jnp.where(probs > 0, logp, -jnp.inf)
+        logp = jnp.where(probs > 0, jnp.log(jnp.clip(probs, 1e-30, None)), -jnp.inf)
     else:
         logp = jnp.asarray(logits, jnp.float32)
     logp = logp - jax.scipy.special.logsumexp(logp, axis=-1, keepdims=True)
     batch = _shape(shape, logp[..., 0])
     logp = jnp.broadcast_to(logp, batch + logp.shape[-1:])
-    u = jax.random.uniform(key, logp.shape, jnp.float32, minval=1e-20, maxval=1.0)
-    gumbel = -jnp.log(-jnp.log(u))
-    index = jnp.argmax(logp + gumbel, axis=-1)
-    hard = jax.nn.one_hot(index, logp.shape[-1], dtype=jnp.float32)
+    n_cat = logp.shape[-1]
+    k_inv, k_gumbel = jax.random.split(key)
+    p = jax.lax.stop_gradient(jnp.exp(logp))
+    cdf = jnp.cumsum(p, axis=-1)
+    u = jax.random.uniform(k_inv, batch + (1,), jnp.float32) * cdf[..., -1:]
+    index = jnp.minimum(jnp.sum(cdf[..., :-1] <= u, axis=-1), n_cat - 1)
+    hard = jax.nn.one_hot(index, n_cat, dtype=jnp.float32)
+    # conditional Gumbel scores z (argmax z = index): z_x = -log(-log v_x),
+    # z_k = -log(-log(v_k) / p_k - log v_x) for k != x
+    v = jax.random.uniform(k_gumbel, logp.shape, jnp.float32, minval=1e-20, maxval=1.0)
+    log_vx = jnp.sum(hard * jnp.log(v), axis=-1, keepdims=True)
+    safe_p = jnp.where(p > 0, p, 1.0)
+    z_other = -jnp.log(-jnp.log(v) / safe_p - log_vx)
+    z = jnp.where(hard > 0, -jnp.log(-log_vx), z_other)
     finite_logp = jnp.where(jnp.isfinite(logp), logp, -1e30)
+    gumbel = jax.lax.stop_gradient(jnp.where(p > 0, z - jax.lax.stop_gradient(finite_logp), 0.0))
     return estimator.categorical(hard, finite_logp, gumbel)
 
 
