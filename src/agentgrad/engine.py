@@ -25,7 +25,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from agentgrad.errors import AgentgradError
 from agentgrad.params import Params, ParamSpace
+from agentgrad.stochad import estimate as stochad_estimate
+from agentgrad.stochad import recorder
 
 State = Any
 
@@ -60,12 +63,15 @@ class Trajectory(eqx.Module):
         initial_observables: name -> observables of the initial state (time 0).
         final_state: state after the last step.
         states: states saved every ``save_every`` steps (leading axis), or ``None``.
+        reservoir: inside :func:`agentgrad.stochad.derivative_estimate` only, the
+            stochastic-derivative reservoir of the run (see :mod:`agentgrad.stochad`).
     """
 
     observables: dict[str, jax.Array]
     initial_observables: dict[str, jax.Array]
     final_state: State
     states: State | None = None
+    reservoir: jax.Array | None = None
 
 
 def _check_options(n_steps: int, save_every: int | None) -> None:
@@ -84,36 +90,61 @@ def _run(
     n_steps: int,
     save_every: int | None,
     checkpoint: bool,
+    stochad_mode: str | None = None,
+    stochad_group: int | None = None,
+    plan: recorder.FlipPlan | None = None,
 ) -> Trajectory:
     k_init, k_run = jax.random.split(key)
-    state0 = model.init(params, k_init)
+    k_select = jax.random.fold_in(key, 0x5AE)
 
-    def body(state, t):
-        new = model.step(state, params, jax.random.fold_in(k_run, t), t.astype(jnp.float32))
-        return new, model.observe(new, params, (t + 1).astype(jnp.float32))
+    def scoped(fn, step):
+        """Run ``fn`` in its own stochastic-derivative scope (see agentgrad.stochad)."""
+        if stochad_mode is None:
+            return fn(), []
+        with recorder.scope(recorder.Scope(stochad_mode, plan, stochad_group, step)) as sc:
+            out = fn()
+        return out, sc.carriers
+
+    def fold(res, carriers, step, k):
+        if stochad_mode != "record":
+            return res
+        return stochad_estimate.fold_scope(res, carriers, stochad_group, step, k)
+
+    state0, carriers = scoped(lambda: model.init(params, k_init), jnp.int32(-1))
+    res0 = fold(stochad_estimate.empty_reservoir(), carriers, -1,
+                jax.random.fold_in(k_select, n_steps))
+
+    def body(carry, t):
+        state, res = carry
+        new, carriers = scoped(
+            lambda: model.step(state, params, jax.random.fold_in(k_run, t), t.astype(jnp.float32)),
+            t,
+        )
+        res = fold(res, carriers, t, jax.random.fold_in(k_select, t))
+        return (new, res), model.observe(new, params, (t + 1).astype(jnp.float32))
 
     steps = jnp.arange(n_steps, dtype=jnp.int32)
     block_size = save_every or (math.isqrt(n_steps - 1) + 1 if checkpoint else None)
     if block_size is None:
-        final, obs = jax.lax.scan(body, state0, steps)
+        (final, res), obs = jax.lax.scan(body, (state0, res0), steps)
         saved = None
     else:
         n_blocks = n_steps // block_size
         blocks = steps[: n_blocks * block_size].reshape(n_blocks, block_size)
 
-        def block(state, ts):
-            state, obs = jax.lax.scan(body, state, ts)
-            return state, (state if save_every else None, obs)
+        def block(carry, ts):
+            carry, obs = jax.lax.scan(body, carry, ts)
+            return carry, (carry[0] if save_every else None, obs)
 
         if checkpoint:  # two-level (sqrt) checkpointing: store only block boundaries
             block = jax.checkpoint(block)
-        final, (saved, obs) = jax.lax.scan(block, state0, blocks)
+        (final, res), (saved, obs) = jax.lax.scan(block, (state0, res0), blocks)
         obs = jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), obs)
         if n_blocks * block_size < n_steps:
-            final, rest = jax.lax.scan(body, final, steps[n_blocks * block_size :])
+            (final, res), rest = jax.lax.scan(body, (final, res), steps[n_blocks * block_size :])
             obs = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), obs, rest)
     initial = model.observe(state0, params, jnp.zeros((), jnp.float32))
-    return Trajectory(obs, initial, final, saved)
+    return Trajectory(obs, initial, final, saved, res if stochad_mode == "record" else None)
 
 
 _run_jit = eqx.filter_jit(_run)
@@ -154,7 +185,16 @@ def simulate(
     """
     _check_options(n_steps, save_every)
     params = model.param_space.complete(params)
-    return _run_jit(model, params, key, n_steps, save_every, bool(checkpoint))
+    scope = recorder.current()
+    if scope is None:
+        return _run_jit(model, params, key, n_steps, save_every, bool(checkpoint))
+    group = scope.next_site()
+    traj = _run_jit(
+        model, params, key, n_steps, save_every, bool(checkpoint), scope.mode, group, scope.plan
+    )
+    if scope.mode == "record":
+        scope.register(traj.reservoir, "reservoir", group)
+    return traj
 
 
 def ensemble(
@@ -174,6 +214,11 @@ def ensemble(
     :class:`Trajectory` has a leading run axis.
     """
     _check_options(n_steps, save_every)
+    if recorder.current() is not None:
+        raise AgentgradError(
+            "ensemble() cannot run inside agentgrad.stochad estimates; vmap "
+            "derivative_estimate over keys instead"
+        )
     if n_runs is None:
         keys = key
         if keys.ndim != 1:
