@@ -1,12 +1,13 @@
 """agentgrad: differentiable agent-based models in JAX."""
 
-from agentgrad import models, soft
+from agentgrad import gradients, models, sensitivity, soft, stochad
 from agentgrad.engine import Model, Trajectory, ensemble, simulate
 from agentgrad.errors import AgentgradError, GraphError, ParameterError
 from agentgrad.estimators import Estimator, GumbelSoftmax, NoGradient, StraightThrough
 from agentgrad.params import Beta, LogNormal, Normal, Param, ParamSpace, Prior, Uniform
 from agentgrad.sampling import bernoulli, binomial, categorical
 from agentgrad.spaces import Graph, Grid, graphs
+from agentgrad.stochad import SmoothedStochasticDerivative, StochasticDerivative
 
 __version__ = "0.1.0"
 
@@ -26,6 +27,8 @@ __all__ = [
     "ParamSpace",
     "ParameterError",
     "Prior",
+    "SmoothedStochasticDerivative",
+    "StochasticDerivative",
     "StraightThrough",
     "Trajectory",
     "Uniform",
@@ -33,8 +36,11 @@ __all__ = [
     "binomial",
     "categorical",
     "ensemble",
+    "gradients",
     "graphs",
     "models",
+    "sensitivity",
     "simulate",
     "soft",
+    "stochad",
 ]

@@ -111,8 +111,9 @@ def _run(
         return stochad_estimate.fold_scope(res, carriers, stochad_group, step, k)
 
     state0, carriers = scoped(lambda: model.init(params, k_init), jnp.int32(-1))
-    res0 = fold(stochad_estimate.empty_reservoir(), carriers, -1,
-                jax.random.fold_in(k_select, n_steps))
+    res0 = fold(
+        stochad_estimate.empty_reservoir(), carriers, -1, jax.random.fold_in(k_select, n_steps)
+    )
 
     def body(carry, t):
         state, res = carry

@@ -116,8 +116,13 @@ class GumbelSoftmax(Estimator):
 
 
 def parse_estimator(spec: str) -> Estimator:
-    """Parse a command-line estimator: ``st``, ``none``, ``gs:TAU`` or ``gs-soft:TAU``."""
+    """Parse a command-line estimator: ``st``, ``none``, ``gs:TAU``, ``gs-soft:TAU``,
+    ``sad`` (stochastic derivative) or ``smoothed`` (smoothed stochastic derivative)."""
     name, _, arg = spec.strip().lower().partition(":")
+    if name in ("sad", "smoothed") and not arg:
+        from agentgrad.stochad import SmoothedStochasticDerivative, StochasticDerivative
+
+        return StochasticDerivative() if name == "sad" else SmoothedStochasticDerivative()
     if name in ("st", "straight-through") and not arg:
         return StraightThrough()
     if name in ("none", "no-gradient") and not arg:
@@ -130,4 +135,6 @@ def parse_estimator(spec: str) -> Estimator:
         if not tau > 0:
             raise ValueError(f"estimator {spec!r}: temperature must be > 0")
         return GumbelSoftmax(tau, hard=(name == "gs"))
-    raise ValueError(f"unknown estimator {spec!r}; use st, none, gs:TAU or gs-soft:TAU")
+    raise ValueError(
+        f"unknown estimator {spec!r}; use st, none, gs:TAU, gs-soft:TAU, sad or smoothed"
+    )

@@ -35,6 +35,7 @@ from agentgrad.engine import Model, ensemble, simulate
 from agentgrad.errors import AgentgradError, ParameterError
 from agentgrad.estimators import Estimator
 from agentgrad.params import ParamSpace
+from agentgrad.stochad import StochasticDerivative, derivative_estimate
 
 Mode = Literal["forward", "reverse"]
 
@@ -162,7 +163,9 @@ def per_run_jacobians(
 ) -> dict[str, np.ndarray]:
     """``d observable_t / dθ`` for every run: name -> array ``(n_runs, n_steps)``.
 
-    Runs are processed ``batch`` at a time with ``vmap`` to bound memory.
+    Runs are processed ``batch`` at a time with ``vmap`` to bound memory.  A model
+    drawing with :class:`~agentgrad.stochad.StochasticDerivative` gets one unbiased
+    two-pass estimate per parameter direction (``mode`` does not apply).
     """
     _check_runs(n_runs)
     check_observable(model, observable)
@@ -172,17 +175,26 @@ def per_run_jacobians(
     base = space.complete(params)
     names = select_parameters(space, parameters)
     jac = jax.jacfwd if mode == "forward" else jax.jacrev
+    unbiased = isinstance(getattr(model, "estimator", None), StochasticDerivative)
 
     @eqx.filter_jit
     def jacobians(model, base, keys):
         def one(k):
-            def series(theta):
+            def series(theta, key=k):
                 full = {**base, **theta}
-                return simulate(model, full, k, n_steps, checkpoint=checkpoint).observables[
+                return simulate(model, full, key, n_steps, checkpoint=checkpoint).observables[
                     observable
                 ]
 
-            return jac(series)({n: base[n] for n in names})
+            theta = {n: base[n] for n in names}
+            if not unbiased:
+                return jac(series)(theta)
+            # stochastic derivatives: one two-pass estimate per parameter direction
+            basis = jnp.eye(len(names), dtype=jnp.float32)
+            est = jax.vmap(
+                lambda e: derivative_estimate(series, theta, k, dict(zip(names, e, strict=True)))
+            )(basis)
+            return {n: est[i] for i, n in enumerate(names)}
 
         return jax.vmap(one)(keys)
 

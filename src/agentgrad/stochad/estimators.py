@@ -32,7 +32,8 @@ _MISUSE = (
 
 
 @jax.custom_jvp
-def _guarded(hard):
+def _guarded(hard, param):
+    """``hard``; differentiating through ``param`` (the distribution parameter) raises."""
     return hard
 
 
@@ -69,7 +70,7 @@ class StochasticDerivative(Estimator):
     def bernoulli(self, hard, p, u):
         sc = recorder.current()
         if sc is None:
-            return _guarded(hard)
+            return _guarded(hard, p)
         site = sc.next_site()
         if sc.mode == "record":
             sc.register(rules.bernoulli_carrier(p, sg(hard)), "draw", site)
@@ -79,7 +80,7 @@ class StochasticDerivative(Estimator):
     def binomial(self, hard, n, p):
         sc = recorder.current()
         if sc is None:
-            return _guarded(hard)
+            return _guarded(hard, p)
         site = sc.next_site()
         if sc.mode == "record":
             sc.register(rules.binomial_carrier(p, sg(n), sg(hard)), "draw", site)
@@ -89,7 +90,7 @@ class StochasticDerivative(Estimator):
     def categorical(self, hard, logp, gumbel):
         sc = recorder.current()
         if sc is None:
-            return _guarded(hard)
+            return _guarded(hard, logp)
         site = sc.next_site()
         probs = jnp.exp(logp)
         if sc.mode == "record":

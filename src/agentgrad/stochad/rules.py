@@ -134,8 +134,7 @@ def smoothed_categorical(hard, probs):
     e_up = jax.vmap(categorical_alternative, (0, 0, None))(
         p0.reshape(-1, p0.shape[-1]), hard.reshape(-1, p0.shape[-1]), True
     ).reshape(hard.shape)
-    soft = (
-        left * (e_down - hard) * has_down[..., None]
-        - right * (e_up - hard) * has_up[..., None]
-    ) / (2 * p_x)
+    down_ok = has_down[..., None].astype(hard.dtype)
+    up_ok = has_up[..., None].astype(hard.dtype)
+    soft = (left * (e_down - hard) * down_ok - right * (e_up - hard) * up_ok) / (2 * p_x)
     return straight_through(hard, soft)
