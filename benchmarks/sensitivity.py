@@ -42,12 +42,15 @@ def timing(runs: int, steps: int) -> None:
     model = _model()
     key = jax.random.key(1)
     methods = {
-        "forward": lambda: per_run_jacobians(model, None, key, steps, runs, "new_infected",
-                                             mode="forward", batch=runs),
-        "reverse": lambda: per_run_jacobians(model, None, key, steps, runs, "new_infected",
-                                             mode="reverse", batch=runs),
-        "finite differences": lambda: finite_differences(model, None, key, steps, runs,
-                                                         "new_infected"),
+        "forward": lambda: per_run_jacobians(
+            model, None, key, steps, runs, "new_infected", mode="forward", batch=runs
+        ),
+        "reverse": lambda: per_run_jacobians(
+            model, None, key, steps, runs, "new_infected", mode="reverse", batch=runs
+        ),
+        "finite differences": lambda: finite_differences(
+            model, None, key, steps, runs, "new_infected"
+        ),
     }
     sims = {"forward": runs, "reverse": runs, "finite differences": 2 * 9 * runs}
     print(f"Part 1: {AGENTS} agents, {steps} steps, {runs} runs, 9 parameters")
@@ -69,9 +72,17 @@ def memory_worker(mode: str, steps: int) -> dict:
 
     model = _model()
     baseline = reset_peak()
-    per_run_jacobians(model, None, jax.random.key(1), steps, 1, "new_infected",
-                      mode="forward" if mode == "forward" else "reverse",
-                      checkpoint=mode == "reverse+checkpoint", batch=1)
+    per_run_jacobians(
+        model,
+        None,
+        jax.random.key(1),
+        steps,
+        1,
+        "new_infected",
+        mode="forward" if mode == "forward" else "reverse",
+        checkpoint=mode == "reverse+checkpoint",
+        batch=1,
+    )
     return {"peak_mb": peak_since(baseline)}
 
 
@@ -91,8 +102,12 @@ def main() -> None:
     for steps in args.steps:
         cells = []
         for mode in modes:
-            out = subprocess.run([sys.executable, __file__, "--worker", mode, str(steps)],
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--worker", mode, str(steps)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             cells.append(json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"])
         print(f"{steps:>6} " + " ".join(f"{c:>19.0f}" for c in cells), flush=True)
 

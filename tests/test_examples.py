@@ -23,3 +23,15 @@ def test_random_walk_example(capsys):
     fd = float(lines[2].split("=")[1].split()[0])
     assert st == pytest.approx(50.0, rel=1e-4)  # straight-through is exact for a linear walk
     assert fd == pytest.approx(50.0, rel=0.1)
+
+
+def test_estimator_comparison_example(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["x", "--agents", "200", "--steps", "5", "--runs", "64", "--out", str(tmp_path)],
+    )
+    runpy.run_path("examples/sir_estimator_comparison.py", run_name="__main__")
+    assert (tmp_path / "estimator_comparison.png").stat().st_size > 1000
+    out = capsys.readouterr().out
+    assert "StochasticDerivative" in out and "max_abs_z" in out
