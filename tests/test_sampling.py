@@ -19,6 +19,7 @@ def test_primal_identical_across_estimators(key):
             ag.bernoulli(key, p, est),
             ag.categorical(key, probs, est, shape=(50,)),
             ag.binomial(key, 20.0, p, est),
+            ag.poisson(key, 5.0 * p, est),
         )
         if ref is None:
             ref = draws
@@ -49,6 +50,13 @@ def test_binomial_mean(key):
     x = ag.binomial(key, 30.0, 0.2, shape=(50_000,))
     assert float(x.mean()) == pytest.approx(6.0, abs=0.05)
     assert float(x.var()) == pytest.approx(4.8, rel=0.05)
+
+
+def test_poisson_mean_and_variance(key):
+    x = ag.poisson(key, 3.5, shape=(50_000,))
+    assert float(x.mean()) == pytest.approx(3.5, abs=0.03)
+    assert float(x.var()) == pytest.approx(3.5, rel=0.05)
+    assert float(jax.grad(lambda lam: ag.poisson(key, lam, shape=(4,)).sum())(2.0)) == 4.0
 
 
 def test_straight_through_tangents_are_tangents_of_the_mean(key):

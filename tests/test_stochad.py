@@ -53,6 +53,15 @@ def test_binomial_rule_nonlinear(sign):
     assert_close(est, sign * (6 * (1 - 0.7) + 2 * 36 * 0.35))
 
 
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_poisson_rule_nonlinear(sign):
+    def fn(params, key):
+        return ag.poisson(key, params["lam"], SD) ** 2
+
+    # E[X^2] = lam + lam^2 -> 1 + 2 lam
+    assert_close(estimates(fn, {"lam": 2.5}, {"lam": sign}, 20_000), sign * 6.0)
+
+
 @pytest.mark.parametrize("direction", [1.0, -1.0])
 def test_categorical_rule_nonlinear(direction):
     """Moving mass between categories 0 and 3 (category 1 has probability zero)."""
@@ -191,6 +200,9 @@ def test_smoothed_rules_and_plain_grad():
     gb = jax.grad(lambda p: ag.binomial(key, 8.0, p, sm, shape=(500,)).sum())(0.25)
     expected = np.sum(((8 - np.asarray(n)) / 0.75 + np.asarray(n) / 0.25) / 2)
     assert float(gb) == pytest.approx(expected, rel=1e-4)
+    k = ag.poisson(key, 1.5, sm, shape=(500,))
+    gp = jax.grad(lambda lam: ag.poisson(key, lam, sm, shape=(500,)).sum())(1.5)
+    assert float(gp) == pytest.approx(float(np.sum((1 + np.asarray(k) / 1.5) / 2)), rel=1e-4)
     probs = jnp.array([0.2, 0.3, 0.5])
     gc = jax.grad(lambda q: (ag.categorical(key, q, sm, shape=(20_000,)) @ jnp.arange(3.0)).mean())(
         probs

@@ -54,6 +54,10 @@ class Estimator(eqx.Module):
         """``hard ~ Binomial(n, p)`` as float."""
         raise NotImplementedError
 
+    def poisson(self, hard: jax.Array, lam: jax.Array) -> jax.Array:
+        """``hard ~ Poisson(lam)`` as float."""
+        raise NotImplementedError
+
 
 class NoGradient(Estimator):
     """Plain discrete sampling: the draw carries no derivative."""
@@ -65,6 +69,9 @@ class NoGradient(Estimator):
         return sg(hard)
 
     def binomial(self, hard, n, p):
+        return sg(hard)
+
+    def poisson(self, hard, lam):
         return sg(hard)
 
 
@@ -80,13 +87,16 @@ class StraightThrough(Estimator):
     def binomial(self, hard, n, p):
         return straight_through(hard, n * p)
 
+    def poisson(self, hard, lam):
+        return straight_through(hard, lam)
+
 
 class GumbelSoftmax(Estimator):
     """(Straight-through) Gumbel-softmax estimator with temperature ``temperature``.
 
-    Binomial counts have no Gumbel-softmax relaxation; for them the tangent is the
-    pathwise derivative of the Gaussian approximation ``n p + sqrt(n p (1-p)) z``
-    with ``z`` the standardised hard draw held fixed.
+    Binomial and Poisson counts have no Gumbel-softmax relaxation; for them the tangent
+    is the pathwise derivative of the Gaussian approximation (``n p + sqrt(n p (1-p)) z``,
+    ``lam + sqrt(lam) z``) with ``z`` the standardised hard draw held fixed.
     """
 
     temperature: float = 0.1
@@ -109,8 +119,14 @@ class GumbelSoftmax(Estimator):
         return self._out(hard, jax.nn.softmax((logp + gumbel) / self.temperature, axis=-1))
 
     def binomial(self, hard, n, p):
-        mean = n * p
-        sd = jnp.sqrt(jnp.maximum(n * p * (1 - p), _EPS))
+        return self._gaussian(hard, n * p, n * p * (1 - p))
+
+    def poisson(self, hard, lam):
+        return self._gaussian(hard, lam, lam)
+
+    def _gaussian(self, hard, mean, var):
+        """Pathwise tangent of the Gaussian approximation ``mean + sqrt(var) z``."""
+        sd = jnp.sqrt(jnp.maximum(var, _EPS))
         z = sg((hard - mean) / sd)
         return self._out(hard, mean + sd * z)
 

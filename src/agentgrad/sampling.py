@@ -9,6 +9,7 @@ distribution parameter, never on the estimator.
 * Categorical(p): inversion ``x = one_hot(min{k : u < F_k})``, with Gumbel noise drawn
   conditionally on ``x`` for the estimators that need it.
 * Binomial(n, p): ``jax.random.binomial``.
+* Poisson(lam): ``jax.random.poisson``.
 """
 
 from __future__ import annotations
@@ -103,3 +104,17 @@ def binomial(
     n, p = jnp.broadcast_to(n, shape), jnp.broadcast_to(p, shape)
     hard = jax.random.binomial(key, jax.lax.stop_gradient(n), jax.lax.stop_gradient(p), shape)
     return estimator.binomial(hard.astype(jnp.float32), n, p)
+
+
+def poisson(
+    key: jax.Array,
+    lam: jax.Array | float,
+    estimator: Estimator = _DEFAULT,
+    shape: tuple[int, ...] | None = None,
+) -> jax.Array:
+    """Draw ``x ~ Poisson(lam)`` as float32 with the estimator's tangent (``lam >= 0``)."""
+    lam = jnp.maximum(jnp.asarray(lam, jnp.float32), 0.0)
+    shape = _shape(shape, lam)
+    lam = jnp.broadcast_to(lam, shape)
+    hard = jax.random.poisson(key, jax.lax.stop_gradient(lam), shape)
+    return estimator.poisson(hard.astype(jnp.float32), lam)

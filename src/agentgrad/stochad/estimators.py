@@ -87,6 +87,16 @@ class StochasticDerivative(Estimator):
             return sg(hard)
         return _flip_elementwise(sg(hard), sg(hard) + sc.plan.sign, sc, site)
 
+    def poisson(self, hard, lam):
+        sc = recorder.current()
+        if sc is None:
+            return _guarded(hard, lam)
+        site = sc.next_site()
+        if sc.mode == "record":
+            sc.register(rules.poisson_carrier(lam, sg(hard)), "draw", site)
+            return sg(hard)
+        return _flip_elementwise(sg(hard), sg(hard) + sc.plan.sign, sc, site)
+
     def categorical(self, hard, logp, gumbel):
         sc = recorder.current()
         if sc is None:
@@ -116,6 +126,9 @@ class SmoothedStochasticDerivative(Estimator):
 
     def binomial(self, hard, n, p):
         return rules.smoothed_binomial(hard, n, p)
+
+    def poisson(self, hard, lam):
+        return rules.smoothed_poisson(hard, lam)
 
     def categorical(self, hard, logp, gumbel):
         return rules.smoothed_categorical(hard, jnp.exp(logp))

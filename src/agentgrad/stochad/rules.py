@@ -10,6 +10,8 @@ event of probability ``w eps`` on which it jumps to an alternative ``X + Delta``
   ``dp < 0``: ``X = 1 -> 0`` with ``w = -dp / p``.
 * Binomial(n, p): ``dp > 0``: ``Delta = +1``, ``w = dp (n - X) / (1 - p)``;
   ``dp < 0``: ``Delta = -1``, ``w = -dp X / p``.
+* Poisson(lam): ``dlam > 0``: ``Delta = +1``, ``w = dlam``; ``dlam < 0``: ``Delta = -1``,
+  ``w = -dlam X / lam``.
 * Categorical(p) by inversion (``X = min{k : u < F_k}``, ``F`` cumulative): with
   ``L = sum_{i<X} dp_i`` and ``R = sum_{i<=X} dp_i``, ``X`` jumps down to the nearest
   lower category of non-zero probability with ``w = max(L, 0) / p_X`` and up to the
@@ -52,6 +54,11 @@ def binomial_weight(p, n, x, dp):
     return jnp.where(dp > 0, dp * (n - x) / _safe(1 - p), dp * x / _safe(p))
 
 
+def poisson_weight(lam, x, dlam):
+    """Signed jump weight (sign = Delta) of each Poisson draw."""
+    return jnp.where(dlam > 0, dlam, dlam * x / _safe(lam))
+
+
 def _neighbours(probs, x):
     """Masks of categories below / above the drawn one, and whether a non-zero one exists."""
     k = jnp.arange(probs.shape[-1])
@@ -91,6 +98,7 @@ def _carrier(weight_fn):
 bernoulli_carrier = _carrier(bernoulli_weight)
 binomial_carrier = _carrier(lambda p, n, x, dp: binomial_weight(p, n, x, dp))
 categorical_carrier = _carrier(categorical_weight)
+poisson_carrier = _carrier(poisson_weight)
 
 
 # ----------------------------------------------------------------------- alternatives
@@ -119,6 +127,11 @@ def smoothed_binomial(hard, n, p):
     """Tangent ``dp ((n - X) / (1 - p) + X / p) / 2``."""
     c = sg(((n - hard) / _safe(1 - p) + hard / _safe(p)) / 2)
     return straight_through(hard, c * p)
+
+
+def smoothed_poisson(hard, lam):
+    """Tangent ``dlam (1 + X / lam) / 2``."""
+    return straight_through(hard, sg((1 + hard / _safe(lam)) / 2) * lam)
 
 
 def smoothed_categorical(hard, probs):
