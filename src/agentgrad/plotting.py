@@ -12,27 +12,37 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
 
-def plot_observables(ds: xr.Dataset, path: str | os.PathLike, title: str = "") -> None:
-    """One panel per scalar observable: ensemble mean with the 5-95% band over runs."""
-    names = [n for n in ds.data_vars if ds[n].dims == ("run", "step")]
-    cols = min(3, len(names))
-    rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
-    step = ds["step"].values
-    for ax, name in zip(axes.flat, names, strict=False):
-        v = ds[name].values
-        ax.fill_between(step, *np.percentile(v, [5, 95], axis=0), alpha=0.3, label="5-95%")
-        ax.plot(step, v.mean(axis=0), lw=2, label=f"mean of {v.shape[0]} runs")
-        ax.set_title(name)
-        ax.set_xlabel("step")
-    for ax in list(axes.flat)[len(names) :]:
+def _panels(n: int, width: float = 4.3, height: float = 3.3):
+    """A figure with ``n`` panels in rows of at most 3 (unused axes switched off)."""
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=8)
+    return fig, list(axes.flat)[:n]
+
+
+def _finish(fig, axes, path, title: str) -> None:
+    axes[0].legend(fontsize=7)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_observables(ds: xr.Dataset, path: str | os.PathLike, title: str = "") -> None:
+    """One panel per scalar observable: ensemble mean with the 5-95% band over runs."""
+    names = [n for n in ds.data_vars if ds[n].dims == ("run", "step")]
+    fig, axes = _panels(len(names))
+    step = ds["step"].values
+    for ax, name in zip(axes, names, strict=True):
+        v = ds[name].values
+        ax.fill_between(step, *np.percentile(v, [5, 95], axis=0), alpha=0.3, label="5-95%")
+        ax.plot(step, v.mean(axis=0), lw=2, label=f"mean of {v.shape[0]} runs")
+        ax.set_title(name)
+        ax.set_xlabel("step")
+    _finish(fig, axes, path, title)
 
 
 def plot_gradcheck(table, path: str | os.PathLike, title: str = "") -> None:
@@ -41,10 +51,8 @@ def plot_gradcheck(table, path: str | os.PathLike, title: str = "") -> None:
     ``table`` is :attr:`agentgrad.gradients.GradcheckResult.table`.
     """
     params = list(dict.fromkeys(table["parameter"]))
-    cols = min(3, len(params))
-    rows = -(-len(params) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.3 * rows), squeeze=False)
-    for ax, name in zip(axes.flat, params, strict=False):
+    fig, axes = _panels(len(params), width=4.5)
+    for ax, name in zip(axes, params, strict=True):
         sub = table[table["parameter"] == name]
         fd = sub[sub["estimator"] == sub["estimator"].iloc[0]]
         ax.fill_between(
@@ -63,14 +71,7 @@ def plot_gradcheck(table, path: str | os.PathLike, title: str = "") -> None:
             ax.plot(e["step"], e["ad_mean"], lw=1.5, label=f"AD {label}")
         ax.set_title(f"d/d {name}")
         ax.set_xlabel("step")
-    for ax in list(axes.flat)[len(params) :]:
-        ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _finish(fig, axes, path, title)
 
 
 def plot_sensitivity(ds: xr.Dataset, path: str | os.PathLike) -> None:

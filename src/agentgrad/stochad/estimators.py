@@ -67,35 +67,37 @@ class StochasticDerivative(Estimator):
     Use with :func:`agentgrad.stochad.derivative_estimate` / ``grad_estimate``.
     """
 
-    def bernoulli(self, hard, p, u):
+    def _elementwise(self, hard, param, carrier, alternative):
+        """Register (pass i) or flip (pass ii) an elementwise draw; see the module docstring."""
         sc = recorder.current()
         if sc is None:
-            return _guarded(hard, p)
+            return _guarded(hard, param)
         site = sc.next_site()
         if sc.mode == "record":
-            sc.register(rules.bernoulli_carrier(p, sg(hard)), "draw", site)
+            sc.register(carrier(), "draw", site)
             return sg(hard)
-        return _flip_elementwise(sg(hard), 1.0 - sg(hard), sc, site)
+        return _flip_elementwise(sg(hard), alternative(sc.plan), sc, site)
+
+    def bernoulli(self, hard, p, u):
+        return self._elementwise(
+            hard, p, lambda: rules.bernoulli_carrier(p, sg(hard)), lambda plan: 1.0 - sg(hard)
+        )
 
     def binomial(self, hard, n, p):
-        sc = recorder.current()
-        if sc is None:
-            return _guarded(hard, p)
-        site = sc.next_site()
-        if sc.mode == "record":
-            sc.register(rules.binomial_carrier(p, sg(n), sg(hard)), "draw", site)
-            return sg(hard)
-        return _flip_elementwise(sg(hard), sg(hard) + sc.plan.sign, sc, site)
+        return self._elementwise(
+            hard,
+            p,
+            lambda: rules.binomial_carrier(p, sg(n), sg(hard)),
+            lambda plan: sg(hard) + plan.sign,
+        )
 
     def poisson(self, hard, lam):
-        sc = recorder.current()
-        if sc is None:
-            return _guarded(hard, lam)
-        site = sc.next_site()
-        if sc.mode == "record":
-            sc.register(rules.poisson_carrier(lam, sg(hard)), "draw", site)
-            return sg(hard)
-        return _flip_elementwise(sg(hard), sg(hard) + sc.plan.sign, sc, site)
+        return self._elementwise(
+            hard,
+            lam,
+            lambda: rules.poisson_carrier(lam, sg(hard)),
+            lambda plan: sg(hard) + plan.sign,
+        )
 
     def categorical(self, hard, logp, gumbel):
         sc = recorder.current()
