@@ -9,10 +9,11 @@ from hypothesis import strategies as st
 
 from agentgrad import Param, graphs, soft
 
-finite = st.floats(-1e3, 1e3, allow_nan=False, width=32)
+# XLA flushes subnormal floats to zero in arithmetic, so exactness is for normal floats
+finite = st.floats(-1e3, 1e3, allow_nan=False, allow_subnormal=False, width=32)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, derandomize=True)
 @given(
     lower=st.one_of(st.just(-math.inf), st.floats(-50, 0)),
     width=st.one_of(st.just(math.inf), st.floats(0.5, 50)),
@@ -36,7 +37,7 @@ def test_bijection_round_trip(lower, width, frac):
     assert back == np.float32(x) or abs(back - x) <= 1e-4 * max(1.0, abs(x), width)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(st.lists(st.tuples(st.integers(0, 30), st.integers(0, 30)), min_size=1, max_size=80))
 def test_from_edges_is_simple_symmetric(edges):
     src, dst = np.array(edges).T
@@ -46,7 +47,7 @@ def test_from_edges_is_simple_symmetric(edges):
     assert pairs == expected and len(pairs) == len(g.senders)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, derandomize=True)
 @given(st.lists(finite, min_size=1, max_size=12), st.floats(0.05, 5.0))
 def test_soft_operators_exact_forward(values, temperature):
     x = jnp.asarray(values, jnp.float32)

@@ -15,7 +15,8 @@ Surrogates of the Heaviside step ``H(x) = 1[x >= 0]`` (§3.3 eqs. 16-18), with
 
 ``gate(t, start, end) = H(t - start) (1 - H(t - end))`` is a policy window
 ``start <= t < end`` (§4.3 eq. 54) with the Gaussian-CDF surrogate, ``sigma = 1``.
-``argmax`` is one-hot forward with a ``softmax(x / temperature)`` tangent
+(Exact up to XLA's flushing of subnormal floats to zero.)  ``argmax`` is one-hot
+forward with a ``softmax(x / temperature)`` tangent
 (§3.3.1 eq. 23); ``max`` is exact forward with the tangent of
 ``temperature * logsumexp(x / temperature)``.
 """
