@@ -1,0 +1,15 @@
+"""Bayesian calibration by generalised variational inference (work in progress, issue 5)."""
+
+from agentgrad.calibration.families import DiagonalGaussian, MaskedAutoregressiveFlow
+from agentgrad.calibration.gvi import Posterior, calibrate
+from agentgrad.calibration.losses import gauss, mmd, mse
+
+__all__ = [
+    "DiagonalGaussian",
+    "MaskedAutoregressiveFlow",
+    "Posterior",
+    "calibrate",
+    "gauss",
+    "mmd",
+    "mse",
+]
