@@ -21,6 +21,7 @@ from typing import Any
 
 import equinox as eqx
 import jax
+import jax.flatten_util  # noqa: F401
 import jax.numpy as jnp
 import numpy as np
 import optax
@@ -36,6 +37,107 @@ from agentgrad.calibration.losses import Loss, get_loss
 from agentgrad.engine import Model, simulate
 from agentgrad.errors import AgentgradError
 from agentgrad.gradients import select_parameters
+
+
+def gvi_objective(space, names, data_term, kl_weight, n_samples, family, key):
+    """Monte-Carlo GVI objective ``mean_i data_term(theta_i) + w * mean_i log(q/prior)``."""
+    k_q, k_sim = jax.random.split(key)
+    u, log_q = family.sample_and_log_prob(k_q, n_samples)
+    theta, log_det = to_params(space, names, u)
+    log_prior = sum(space[n].prior.log_prob(theta[n]) for n in names)
+    kl = jnp.mean(log_q - log_det - log_prior)
+    keys = jax.random.split(k_sim, n_samples)
+    data = jax.vmap(data_term)(theta, keys)
+    return jnp.mean(data) + kl_weight * kl
+
+
+def _hybrid(data_term, names):
+    """``data_term`` whose reverse-mode derivative in theta is computed by forward mode.
+
+    §6.2: the simulator's Jacobian w.r.t. the D parameters comes from D forward-mode
+    tangents (memory independent of the number of steps); the flow is differentiated in
+    reverse mode around it (``custom_vjp``).
+    """
+
+    def plain(theta_vec, key):
+        return data_term(dict(zip(names, theta_vec, strict=True)), key)
+
+    f = jax.custom_vjp(plain)
+
+    def fwd(theta_vec, key):
+        g = lambda v: plain(v, key)  # noqa: E731
+        basis = jnp.eye(theta_vec.shape[0], dtype=theta_vec.dtype)
+        values, tangents = jax.vmap(lambda e: jax.jvp(g, (theta_vec,), (e,)))(basis)
+        return values[0], tangents
+
+    def bwd(jac, ct):
+        return ct * jac, None
+
+    f.defvjp(fwd, bwd)
+    return lambda theta, key: f(jnp.stack([theta[n] for n in names]), key)
+
+
+def make_value_and_grad(space, names, data_term, kl_weight, n_samples, *, gradient, ad):
+    """``(trainable, static, key) -> (objective, gradient w.r.t. trainable)``.
+
+    * ``pathwise`` (§6.1 eqs. 60-63): reparameterised samples through the family and the
+      simulator; ``ad="reverse"`` (``jax.grad``), ``"forward"`` (``jax.jacfwd`` over all
+      family parameters — only sensible for small families) or ``"hybrid"`` (forward-mode
+      simulator Jacobian + reverse through the family).
+    * ``score`` (REINFORCE): ``mean_i (f_i - b_i) grad log q(theta_i)`` with
+      ``f_i = data_i + w (log q_i - log prior_i)``, ``theta_i`` held fixed and the
+      leave-one-out mean ``b_i`` as baseline (unbiased).
+    * ``vargrad`` (Richter et al. 2020): the gradient of ``w/2 * Var_i[f_i / w]`` with
+      ``theta_i`` and the data terms held fixed, i.e. ``1/(n-1) sum_i (f_i - mean f)
+      grad log q(theta_i)``.
+    """
+    if gradient not in ("pathwise", "score", "vargrad"):
+        raise AgentgradError(f"gradient must be pathwise, score or vargrad, got {gradient!r}")
+    if ad not in ("reverse", "forward", "hybrid"):
+        raise AgentgradError(f"ad must be reverse, forward or hybrid, got {ad!r}")
+    if gradient != "pathwise" and n_samples < 2:
+        raise AgentgradError("score-based gradients need n_samples >= 2")
+
+    if gradient == "pathwise":
+        term = _hybrid(data_term, names) if ad == "hybrid" else data_term
+
+        def objective(trainable, static, key):
+            fam = eqx.combine(trainable, static)
+            return gvi_objective(space, names, term, kl_weight, n_samples, fam, key)
+
+        if ad == "forward":
+
+            def value_and_grad(trainable, static, key):
+                flat, unravel = jax.flatten_util.ravel_pytree(trainable)
+                g = jax.jacfwd(lambda v: objective(unravel(v), static, key))(flat)
+                return objective(trainable, static, key), unravel(g)
+
+            return value_and_grad
+        return jax.value_and_grad(objective)
+
+    def surrogate(trainable, static, key):
+        fam = eqx.combine(trainable, static)
+        k_q, k_sim = jax.random.split(key)
+        u, _ = fam.sample_and_log_prob(k_q, n_samples)
+        u = jax.lax.stop_gradient(u)
+        log_q_u = fam.log_prob(u)  # differentiable in the family parameters
+        theta, log_det = to_params(space, names, u)
+        log_prior = sum(space[n].prior.log_prob(theta[n]) for n in names)
+        data = jax.vmap(data_term)(theta, jax.random.split(k_sim, n_samples))
+        f = jax.lax.stop_gradient(data + kl_weight * (log_q_u - log_det - log_prior))
+        value = jnp.mean(f)
+        n = n_samples
+        if gradient == "score":
+            baseline = (jnp.sum(f) - f) / (n - 1)
+            return jnp.mean((f - baseline) * log_q_u), value
+        centred = f - jnp.mean(f)
+        return jnp.sum(centred * log_q_u) / (n - 1), value
+
+    def value_and_grad(trainable, static, key):
+        (_, value), grads = jax.value_and_grad(surrogate, has_aux=True)(trainable, static, key)
+        return value, grads
+
+    return value_and_grad
 
 
 @dataclass
@@ -82,11 +184,15 @@ def calibrate(
     learning_rate: float = 1e-2,
     clip_norm: float = 1.0,
     patience: int | None = None,
+    gradient: str = "pathwise",
+    ad: str = "reverse",
 ) -> Posterior:
     """Fit a variational posterior to ``observed`` (name -> series of length T).
 
     ``parameters`` are calibrated (default: all); the others stay at ``fixed`` or their
     defaults.  ``family`` is ``"gaussian"``, ``"flow"`` or a :class:`Family`.
+    ``gradient`` is ``pathwise``, ``score`` or ``vargrad``; ``ad`` (pathwise only) is
+    ``reverse``, ``forward`` or ``hybrid`` (see :func:`make_value_and_grad`).
     """
     space = model.param_space
     names = select_parameters(space, parameters)
@@ -110,22 +216,15 @@ def calibrate(
         else:
             raise AgentgradError(f"unknown family {family!r}; use gaussian or flow")
 
-    def objective(fam, k):
-        k_q, k_sim = jax.random.split(k)
-        u, log_q = fam.sample_and_log_prob(k_q, n_samples)
-        theta, log_det = to_params(space, names, u)
-        log_prior = sum(space[n].prior.log_prob(theta[n]) for n in names)
-        kl = jnp.mean(log_q - log_det - log_prior)
+    def data_term(theta, k):
+        params = {**base, **theta}
+        keys = jax.random.split(k, n_sims)
+        sims = jax.vmap(lambda kk: simulate(model, params, kk, n_steps).observables)(keys)
+        return loss_fn({n: sims[n] for n in observed}, observed)
 
-        def one(i):
-            params = {**base, **{n: theta[n][i] for n in names}}
-            keys = jax.random.split(jax.random.fold_in(k_sim, i), n_sims)
-            sims = jax.vmap(lambda kk: simulate(model, params, kk, n_steps).observables)(keys)
-            return loss_fn({n: sims[n] for n in observed}, observed)
-
-        data_term = jnp.mean(jax.vmap(one)(jnp.arange(n_samples)))
-        return data_term + kl_weight * kl
-
+    value_and_grad = make_value_and_grad(
+        space, names, data_term, kl_weight, n_samples, gradient=gradient, ad=ad
+    )
     params, static = eqx.partition(family, eqx.is_inexact_array)
     optimizer = optax.chain(
         optax.clip_by_global_norm(clip_norm), optax.adamw(learning_rate, b1=0.9, b2=0.999)
@@ -135,10 +234,13 @@ def calibrate(
 
     @jax.jit
     def step(params, opt_state, k):
-        value, grads = jax.value_and_grad(lambda p: objective(eqx.combine(p, static), k))(params)
+        value, grads = value_and_grad(params, static, k)
         with jax.numpy_dtype_promotion("standard"):  # optax mixes int counts and floats
             updates, opt_state = optimizer.update(grads, opt_state, params)
             return optax.apply_updates(params, updates), opt_state, value
+
+    def objective(fam, k):
+        return gvi_objective(space, names, data_term, kl_weight, n_samples, fam, k)
 
     validate = jax.jit(lambda p: objective(eqx.combine(p, static), k_val))
     history = {"train": [], "validation": []}
