@@ -159,3 +159,55 @@ def test_calibration_argument_errors():
         make_value_and_grad(space, ["a"], None, 1.0, 4, gradient="pathwise", ad="sideways")
     with pytest.raises(ag.AgentgradError, match="n_samples >= 2"):
         make_value_and_grad(space, ["a"], None, 1.0, 1, gradient="vargrad", ad="reverse")
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    model = ag.models.SIRNetwork(graph=ag.graphs.complete(300))
+    fixed = {"quarantine_compliance": 0.0, "distancing_factor": 1.0, "initial_infected": 0.03}
+    truth = ag.ensemble(model, {**fixed, "beta": 0.5, "gamma": 0.15}, jax.random.key(7), 15, 21)
+    observed = {k: truth.observables[k][0] for k in ("new_infected", "new_recovered")}
+    held_out = {k: np.asarray(truth.observables[k][1:]) for k in ("infected", "recovered")}
+    post = calibrate(
+        model,
+        observed,
+        jax.random.key(0),
+        parameters=["beta", "gamma"],
+        fixed=fixed,
+        loss="mse",
+        family="flow",
+        kl_weight=1e-4,
+        epochs=40,
+    )
+    return model, fixed, observed, held_out, post
+
+
+def test_posterior_save_load_round_trip(fitted, tmp_path):
+    from agentgrad.calibration import Posterior
+
+    model, _, _, _, post = fitted
+    post.save(tmp_path / "post.eqx")
+    back = Posterior.load(tmp_path / "post.eqx", model)
+    a, b = post.sample(jax.random.key(3), 50), back.sample(jax.random.key(3), 50)
+    for name in ("beta", "gamma"):
+        np.testing.assert_array_equal(a[name], b[name])
+    np.testing.assert_allclose(post.log_prob(a), back.log_prob(a), rtol=1e-6)
+    idata = post.to_inference_data(jax.random.key(4), 200)
+    assert idata.posterior["beta"].shape == (1, 200)
+    with pytest.raises(ag.AgentgradError, match="cannot read posterior"):
+        Posterior.load(tmp_path / "missing.eqx", model)
+
+
+def test_predictive_coverage_and_nlpd(fitted):
+    from agentgrad.calibration import coverage, nlpd, posterior_predictive
+
+    model, fixed, observed, held_out, post = fitted
+    pred = posterior_predictive(post, jax.random.key(5), 300, 15, fixed)
+    assert pred["infected"].shape == (300, 15)
+    c = coverage(pred, observed, 0.9)
+    assert 0.0 <= c <= 1.0
+    wide = {k: np.concatenate([v, v + 10.0, v - 10.0]) for k, v in pred.items()}
+    assert coverage(wide, observed, 0.99) >= c
+    good = nlpd(pred, held_out, ["infected", "recovered"])
+    shifted = {k: v + 0.2 for k, v in held_out.items()}
+    assert np.isfinite(good) and nlpd(pred, shifted, ["infected", "recovered"]) > good

@@ -107,6 +107,7 @@ class MaskedAutoregressiveFlow(Family):
     layers: list[_MADE]
     shift: jax.Array  # final location, initialised at the priors' defaults
     dim: int = eqx.field(static=True)
+    hidden: tuple[int, ...] = eqx.field(static=True)
 
     def __init__(
         self,
@@ -116,7 +117,7 @@ class MaskedAutoregressiveFlow(Family):
         hidden: Sequence[int] = (32, 32),
         shift: jax.Array | None = None,
     ):
-        self.dim = dim
+        self.dim, self.hidden = dim, tuple(hidden)
         self.layers = [_MADE(dim, hidden, k) for k in jax.random.split(key, n_layers)]
         self.shift = jnp.zeros(dim, jnp.float32) if shift is None else jnp.asarray(shift)
 

@@ -15,6 +15,8 @@ fixed validation key; the weights with the lowest validation objective are kept.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +31,7 @@ import optax
 from agentgrad.calibration.families import (
     DiagonalGaussian,
     Family,
+    MaskedAutoregressiveFlow,
     initial_mean,
     support_param,
     to_params,
@@ -154,6 +157,42 @@ class Posterior:
         theta, _ = to_params(self.model.param_space, self.names, u)
         return theta
 
+    def to_inference_data(self, key: jax.Array, n: int = 1000):
+        """Posterior samples as ArviZ ``InferenceData`` (one chain, ``n`` draws)."""
+        import arviz as az
+
+        samples = self.sample(key, n)
+        return az.from_dict(posterior={k: np.asarray(v)[None] for k, v in samples.items()})
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the family's weights (``path``) and its description (``path.json``)."""
+        fam = self.family
+        meta = {"names": self.names, "dim": len(self.names), "history": self.history}
+        if isinstance(fam, DiagonalGaussian):
+            meta["family"] = "gaussian"
+        else:
+            meta.update(family="flow", n_layers=len(fam.layers), hidden=list(fam.hidden))
+        eqx.tree_serialise_leaves(path, fam)
+        with open(f"{path}.json", "w", encoding="utf-8") as fh:
+            json.dump(meta, fh)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, model: Model) -> Posterior:
+        """Read a posterior written by :meth:`save` for ``model``."""
+        try:
+            with open(f"{path}.json", encoding="utf-8") as fh:
+                meta = json.load(fh)
+        except (OSError, ValueError) as err:
+            raise AgentgradError(f"cannot read posterior description {path}.json: {err}") from None
+        if meta["family"] == "gaussian":
+            template = DiagonalGaussian(meta["dim"])
+        else:
+            template = MaskedAutoregressiveFlow(
+                meta["dim"], jax.random.key(0), meta["n_layers"], tuple(meta["hidden"])
+            )
+        family = eqx.tree_deserialise_leaves(path, template)
+        return cls(family, model, list(meta["names"]), meta.get("history", {}))
+
     def log_prob(self, theta: Mapping[str, jax.Array]) -> jax.Array:
         """Log-density in the constrained space (includes the bijection's Jacobian)."""
         space = self.model.param_space
@@ -210,8 +249,6 @@ def calibrate(
         if family == "gaussian":
             family = DiagonalGaussian(len(names), initial_mean(space, names))
         elif family == "flow":
-            from agentgrad.calibration.families import MaskedAutoregressiveFlow
-
             family = MaskedAutoregressiveFlow(len(names), k_init, shift=initial_mean(space, names))
         else:
             raise AgentgradError(f"unknown family {family!r}; use gaussian or flow")
