@@ -256,3 +256,102 @@ def test_analysis_commands_bad_input(tmp_path, args, message):
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+CAL = [
+    "calibrate",
+    "sir-network",
+    "--graph",
+    "complete",
+    "--agents",
+    "300",
+    "--steps",
+    "10",
+    "--param",
+    "quarantine_compliance=0",
+    "--param",
+    "initial_infected=0.03",
+]
+
+
+def test_calibrate_synthetic_end_to_end(tmp_path):
+    import arviz as az
+
+    out = tmp_path / "cal"
+    result = invoke(
+        *CAL,
+        "--synthetic",
+        "beta=0.5,gamma=0.15",
+        "--params",
+        "beta,gamma",
+        "--observables",
+        "new_infected",
+        "--family",
+        "gaussian",
+        "--epochs",
+        "20",
+        "--out",
+        str(out),
+    )
+    assert result.exit_code == 0, result.output
+    idata = az.from_netcdf(out / "posterior.nc")
+    assert set(idata.posterior.data_vars) == {"beta", "gamma"}
+    for name in ("training.png", "posterior_pairs.png", "predictive.png", "posterior.eqx"):
+        assert (out / name).exists(), name
+
+
+def test_calibrate_from_csv(tmp_path):
+    data = tmp_path / "obs.csv"
+    data.write_text(
+        "new_infected,new_recovered\n"
+        + "\n".join(f"{0.01 * (i + 1)},{0.005 * i}" for i in range(8))
+    )
+    result = invoke(
+        *CAL,
+        "--data",
+        str(data),
+        "--params",
+        "beta",
+        "--family",
+        "gaussian",
+        "--epochs",
+        "5",
+        "--out",
+        str(tmp_path / "c"),
+    )
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("new_infected,deaths\n0.1,0.2\n", "unknown column 'deaths'"),
+        ("new_infected\n0.1\nabc\n", "obs.csv:3: 'abc' is not a number"),
+        ("new_infected\n0.1\nnan\n", "is not finite"),
+        ("new_infected,infected\n0.1\n", "expected 2 values"),
+        ("new_infected\n", "at least one row"),
+    ],
+)
+def test_calibrate_bad_csv(tmp_path, content, message):
+    data = tmp_path / "obs.csv"
+    data.write_text(content)
+    result = invoke(*CAL, "--data", str(data), "--out", str(tmp_path / "c"))
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "exactly one of --data"),
+        (["--synthetic", "beta=0.5", "--loss", "l1"], "unknown loss 'l1'"),
+        (["--synthetic", "beta=0.5", "--gradient", "magic"], "gradient must be"),
+        (["--synthetic", "beta=0.5", "--params", "betta"], "unknown parameter 'betta'"),
+        (["--synthetic", "beta=0.5", "--epochs", "0"], "--epochs must be a positive"),
+        (["--synthetic", "beta=0.5", "--observables", "deaths"], "unknown observable"),
+    ],
+)
+def test_calibrate_bad_input(tmp_path, args, message):
+    result = invoke(*CAL, *args, "--out", str(tmp_path / "c"))
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1

@@ -370,6 +370,116 @@ def sensitivity_command(
     )
 
 
+@app.command("calibrate")
+def calibrate_command(
+    model: ModelArg,
+    data: Annotated[
+        Path | None, typer.Option(help="observed CSV: header of observable names, a row per step")
+    ] = None,
+    synthetic: Annotated[
+        str | None,
+        typer.Option(help="instead of --data: simulate data at name=value,... (true values)"),
+    ] = None,
+    observables: Annotated[
+        str | None, typer.Option(help="with --synthetic: observables to fit (default all)")
+    ] = None,
+    params: Annotated[
+        str | None, typer.Option("--params", help="comma-separated parameters to calibrate")
+    ] = None,
+    loss: Annotated[str, typer.Option(help="mse | mmd | gauss")] = "mse",
+    gradient: Annotated[str, typer.Option(help="pathwise | score | vargrad")] = "pathwise",
+    ad: Annotated[str, typer.Option(help="pathwise AD mode: reverse | forward | hybrid")] = (
+        "reverse"
+    ),
+    family: Annotated[str, typer.Option(help="flow | gaussian")] = "flow",
+    kl_weight: Annotated[float, typer.Option(help="w in E[loss] + w KL(q || prior)")] = 1.0,
+    epochs: Annotated[int, typer.Option(help="optimisation steps")] = 300,
+    samples: Annotated[int, typer.Option(help="Monte-Carlo samples per step")] = 5,
+    sims: Annotated[int, typer.Option(help="simulator runs per sample")] = 2,
+    learning_rate: Annotated[float, typer.Option(help="AdamW learning rate")] = 1e-2,
+    estimator: Annotated[str, typer.Option(help="st | gs:TAU | smoothed")] = "st",
+    steps: StepsOpt = None,
+    agents: AgentsOpt = None,
+    param: ParamOpt = None,
+    seed: SeedOpt = 0,
+    graph: GraphOpt = None,
+    grid_size: GridOpt = None,
+    out: OutOpt = Path("out-calibration"),
+) -> None:
+    """Bayesian calibration by generalised variational inference (in progress, issue 5)."""
+    import jax
+    import numpy as np
+
+    from agentgrad.calibration import calibrate, coverage, posterior_predictive
+    from agentgrad.engine import simulate
+    from agentgrad.io import read_observed_csv
+    from agentgrad.plotting import plot_calibration
+
+    if (data is None) == (synthetic is None):
+        fail("give exactly one of --data FILE or --synthetic name=value,...")
+    for option, value in (("epochs", epochs), ("samples", samples), ("sims", sims)):
+        if value < 1:
+            fail(f"--{option} must be a positive integer, got {value}")
+    if not kl_weight > 0 or not learning_rate > 0:
+        fail("--kl-weight and --learning-rate must be > 0")
+    entry, n_steps, values, sim_model = _setup(
+        model, steps, agents, param, seed, estimator, graph, grid_size
+    )
+    names = _split_list(params) or list(entry.param_space.names)
+    valid = _observables_of(sim_model)
+    truth = None
+    try:
+        if data is not None:
+            observed = read_observed_csv(data, valid)
+            n_steps = len(next(iter(observed.values())))
+        else:
+            truth = parse_param_assignments(_split_list(synthetic) or [])
+            full = entry.param_space.complete({**values, **truth})
+            traj = simulate(sim_model, full, jax.random.key(seed + 1), n_steps)
+            wanted = _split_list(observables) or list(valid)
+            unknown = [o for o in wanted if o not in valid]
+            if unknown:
+                fail(f"unknown observable {unknown[0]!r}; valid names are: {', '.join(valid)}")
+            observed = {k: np.asarray(traj.observables[k]) for k in wanted}
+        with console.status(f"calibrating {', '.join(names)} ({epochs} epochs)..."):
+            post = calibrate(
+                sim_model,
+                observed,
+                jax.random.key(seed),
+                parameters=names,
+                fixed=values,
+                loss=loss,
+                family=family,
+                kl_weight=kl_weight,
+                n_samples=samples,
+                n_sims=sims,
+                epochs=epochs,
+                learning_rate=learning_rate,
+                gradient=gradient,
+                ad=ad,
+            )
+    except ValueError as err:
+        fail(str(err))
+    _make_out(out)
+    post.to_inference_data(jax.random.key(seed + 2), 2000).to_netcdf(str(out / "posterior.nc"))
+    post.save(out / "posterior.eqx")
+    draws = post.sample(jax.random.key(seed + 3), 2000)
+    pred = posterior_predictive(post, jax.random.key(seed + 4), 200, n_steps, values)
+    plot_calibration(post.history, draws, truth, pred, observed, out)
+    table = Table(title=f"{model}: posterior ({family}, {gradient}, {loss})", title_justify="left")
+    for col in ("parameter", "mean", "5%", "95%", "true"):
+        table.add_column(col)
+    for name, v in draws.items():
+        lo, hi = np.percentile(np.asarray(v), [5, 95])
+        true = f"{truth[name]:.4g}" if truth and name in truth else ""
+        table.add_row(name, f"{float(v.mean()):.4g}", f"{lo:.4g}", f"{hi:.4g}", true)
+    console.print(table)
+    console.print(
+        f"90% predictive coverage of the data: {coverage(pred, observed, 0.9):.2f}; wrote "
+        f"{out / 'posterior.nc'}, training.png, posterior_pairs.png, predictive.png"
+    )
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

@@ -1,13 +1,15 @@
-"""Writing simulation outputs: observables as an xarray dataset in NetCDF."""
+"""Reading observed data and writing outputs (observables as xarray datasets in NetCDF)."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import xarray as xr
+
+from agentgrad.errors import AgentgradError
 
 
 def observables_dataset(
@@ -34,3 +36,40 @@ def observables_dataset(
 def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> None:
     """Write a dataset to NetCDF-4 with the h5netcdf engine."""
     ds.to_netcdf(path, engine="h5netcdf")
+
+
+def read_observed_csv(path: str | os.PathLike, valid: Sequence[str]) -> dict[str, np.ndarray]:
+    """Read observed data: a CSV with a header of observable names, one row per step.
+
+    Every column must be a known observable (``valid``), every value a finite number,
+    and there must be at least one row.  Raises :class:`AgentgradError` otherwise.
+    """
+    import csv
+
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError) as err:
+        raise AgentgradError(f"cannot read data file {str(path)!r}: {err}") from None
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if len(rows) < 2:
+        raise AgentgradError(f"{path}: needs a header of observable names and at least one row")
+    header = [h.strip() for h in rows[0]]
+    unknown = [h for h in header if h not in valid]
+    if unknown:
+        raise AgentgradError(
+            f"{path}: unknown column {unknown[0]!r}; observables are: {', '.join(valid)}"
+        )
+    data = {h: [] for h in header}
+    for lineno, row in enumerate(rows[1:], 2):
+        if len(row) != len(header):
+            raise AgentgradError(f"{path}:{lineno}: expected {len(header)} values, got {len(row)}")
+        for h, cell in zip(header, row, strict=True):
+            try:
+                value = float(cell)
+            except ValueError:
+                raise AgentgradError(f"{path}:{lineno}: {cell!r} is not a number") from None
+            if not np.isfinite(value):
+                raise AgentgradError(f"{path}:{lineno}: column {h!r} is not finite ({cell})")
+            data[h].append(value)
+    return {h: np.asarray(v, np.float32) for h, v in data.items()}

@@ -100,3 +100,51 @@ def plot_sensitivity(ds: xr.Dataset, path: str | os.PathLike) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_calibration(history, samples, truth, predictive, observed, out_dir) -> None:
+    """Training curve, posterior pair plot (truth marked when known), predictive bands."""
+    out_dir = os.fspath(out_dir)
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(history["train"], label="train objective", alpha=0.6)
+    ax.plot(history["validation"], label="validation objective")
+    ax.set_xlabel("epoch")
+    ax.set_yscale("symlog")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "training.png"), dpi=110)
+    plt.close(fig)
+
+    names = list(samples)
+    d = len(names)
+    fig, axes = plt.subplots(d, d, figsize=(2.6 * d, 2.6 * d), squeeze=False)
+    for i, a in enumerate(names):
+        for j, b in enumerate(names):
+            ax = axes[i, j]
+            if i == j:
+                ax.hist(np.asarray(samples[a]), bins=40, color="C0", alpha=0.7)
+                if truth and a in truth:
+                    ax.axvline(truth[a], color="k", ls="--")
+            elif i > j:
+                ax.scatter(np.asarray(samples[b]), np.asarray(samples[a]), s=2, alpha=0.3)
+                if truth and a in truth and b in truth:
+                    ax.plot(truth[b], truth[a], "k*", ms=10)
+            else:
+                ax.axis("off")
+            if i == d - 1:
+                ax.set_xlabel(b)
+            if j == 0 and i > 0:
+                ax.set_ylabel(a)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "posterior_pairs.png"), dpi=110)
+    plt.close(fig)
+
+    fig, axes = _panels(len(observed))
+    for ax, name in zip(axes, observed, strict=True):
+        v = predictive[name]
+        steps = np.arange(1, v.shape[1] + 1)
+        ax.fill_between(steps, *np.percentile(v, [5, 95], axis=0), alpha=0.3, label="90% band")
+        ax.plot(steps, np.median(v, axis=0), label="predictive median")
+        ax.plot(steps, observed[name], "k.", label="observed")
+        ax.set_title(name)
+    _finish(fig, axes, os.path.join(out_dir, "predictive.png"), "posterior predictive")
