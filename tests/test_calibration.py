@@ -50,32 +50,23 @@ def test_losses():
         get_loss("l1")
 
 
-def test_gvi_moves_the_posterior_to_the_truth():
-    """Complete graph, 500 agents, 20 days; beta, gamma from synthetic data.
-
-    Priors U(0, 2) and U(0, 1) (means 1.0 and 0.5); after 150 epochs the posterior means
-    are within 30% of the prior-to-truth distance of the truth (observed ~15%).
-    """
+def test_gvi_posterior_covers_the_truth():
+    """Complete graph, 500 agents, 20 days, beta and gamma; observed = mean of 16 runs at
+    the truth (beta 0.5, gamma 0.15), Gaussian synthetic likelihood with 4 runs per draw,
+    diagonal Gaussian family, 150 epochs.  The 90% posterior intervals contain the true
+    values and the posterior means are within 10% of them (priors U(0,2), U(0,1))."""
     model = ag.models.SIRNetwork(graph=ag.graphs.complete(500))
     fixed = {"quarantine_compliance": 0.0, "distancing_factor": 1.0, "initial_infected": 0.02}
     true = {"beta": 0.5, "gamma": 0.15}
-    obs = ag.simulate(model, {**fixed, **true}, jax.random.key(42), 20).observables
-    data = {k: obs[k] for k in ("new_infected", "new_recovered")}
-    post = calibrate(
-        model,
-        data,
-        jax.random.key(0),
-        parameters=["beta", "gamma"],
-        fixed=fixed,
-        loss="gauss",
-        n_sims=4,
-        epochs=150,
-        learning_rate=2e-2,
-    )
-    s = post.sample(jax.random.key(1), 1000)
-    for name, prior_mean in (("beta", 1.0), ("gamma", 0.5)):
-        err = abs(float(s[name].mean()) - true[name])
-        assert err < 0.3 * abs(prior_mean - true[name]), (name, float(s[name].mean()))
+    runs = ag.ensemble(model, {**fixed, **true}, jax.random.key(42), 20, 16).observables
+    data = {k: runs[k].mean(0) for k in ("new_infected", "new_recovered")}
+    post = calibrate(model, data, jax.random.key(0), parameters=["beta", "gamma"], fixed=fixed,
+                     loss="gauss", n_sims=4, epochs=150, learning_rate=2e-2)
+    s = post.sample(jax.random.key(1), 2000)
+    for name, value in true.items():
+        lo, hi = np.percentile(np.asarray(s[name]), [5, 95])
+        assert lo <= value <= hi, (name, lo, hi)
+        assert abs(float(s[name].mean()) - value) < 0.1 * value, (name, float(s[name].mean()))
     assert post.history["validation"][-1] < post.history["validation"][0]
     lp = post.log_prob({k: v[:5] for k, v in s.items()})
     assert lp.shape == (5,) and np.all(np.isfinite(lp))

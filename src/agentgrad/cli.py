@@ -441,23 +441,23 @@ def calibrate_command(
             if unknown:
                 fail(f"unknown observable {unknown[0]!r}; valid names are: {', '.join(valid)}")
             observed = {k: np.asarray(traj.observables[k]) for k in wanted}
-        with console.status(f"calibrating {', '.join(names)} ({epochs} epochs)..."):
-            post = calibrate(
-                sim_model,
-                observed,
-                jax.random.key(seed),
-                parameters=names,
-                fixed=values,
-                loss=loss,
-                family=family,
-                kl_weight=kl_weight,
-                n_samples=samples,
-                n_sims=sims,
-                epochs=epochs,
-                learning_rate=learning_rate,
-                gradient=gradient,
-                ad=ad,
-            )
+        post = calibrate(
+            sim_model,
+            observed,
+            jax.random.key(seed),
+            parameters=names,
+            fixed=values,
+            loss=loss,
+            family=family,
+            kl_weight=kl_weight,
+            n_samples=samples,
+            n_sims=sims,
+            epochs=epochs,
+            learning_rate=learning_rate,
+            gradient=gradient,
+            ad=ad,
+            progress=True,
+        )
     except ValueError as err:
         fail(str(err))
     _make_out(out)

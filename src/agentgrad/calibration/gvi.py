@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,6 +144,29 @@ def make_value_and_grad(space, names, data_term, kl_weight, n_samples, *, gradie
     return value_and_grad
 
 
+@contextmanager
+def _progress(show: bool, total: int):
+    """A ``(epoch, value) -> None`` callback drawing a rich progress bar when ``show``."""
+    if not show:
+        yield lambda epoch, value: None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("calibrating"),
+        BarColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("", total=total)
+        yield lambda epoch, value: bar.update(
+            task,
+            completed=epoch + 1,
+            description=f"epoch {epoch + 1}/{total} objective {value:.4g}",
+        )
+
+
 @dataclass
 class Posterior:
     """A fitted variational posterior over the named parameters."""
@@ -225,6 +249,7 @@ def calibrate(
     patience: int | None = None,
     gradient: str = "pathwise",
     ad: str = "reverse",
+    progress: bool = False,
 ) -> Posterior:
     """Fit a variational posterior to ``observed`` (name -> series of length T).
 
@@ -232,6 +257,8 @@ def calibrate(
     defaults.  ``family`` is ``"gaussian"``, ``"flow"`` or a :class:`Family`.
     ``gradient`` is ``pathwise``, ``score`` or ``vargrad``; ``ad`` (pathwise only) is
     ``reverse``, ``forward`` or ``hybrid`` (see :func:`make_value_and_grad`).
+    ``progress`` shows a progress bar with the current objective.  Epochs whose
+    objective is NaN or infinite are counted in ``history["non_finite_epochs"]``.
     """
     space = model.param_space
     names = select_parameters(space, parameters)
@@ -282,18 +309,21 @@ def calibrate(
     validate = jax.jit(lambda p: objective(eqx.combine(p, static), k_val))
     history = {"train": [], "validation": []}
     best, best_value, since_best, n_bad = params, np.inf, 0, 0
-    for epoch in range(epochs):
-        params, opt_state, value = step(params, opt_state, jax.random.fold_in(k_train, epoch))
-        val = float(validate(params))
-        history["train"].append(float(value))
-        history["validation"].append(val)
-        if not np.isfinite(value) or not np.isfinite(val):
-            n_bad += 1
-        if np.isfinite(val) and val < best_value:
-            best, best_value, since_best = params, val, 0
-        else:
-            since_best += 1
-        if patience is not None and since_best >= patience:
-            break
+    with _progress(progress, epochs) as bar:
+        for epoch in range(epochs):
+            key = jax.random.fold_in(k_train, epoch)
+            params, opt_state, value = step(params, opt_state, key)
+            val = float(validate(params))
+            history["train"].append(float(value))
+            history["validation"].append(val)
+            if not np.isfinite(value) or not np.isfinite(val):
+                n_bad += 1
+            if np.isfinite(val) and val < best_value:
+                best, best_value, since_best = params, val, 0
+            else:
+                since_best += 1
+            bar(epoch, val)
+            if patience is not None and since_best >= patience:
+                break
     history["non_finite_epochs"] = [n_bad]
     return Posterior(eqx.combine(best, static), model, list(names), history)
