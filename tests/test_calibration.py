@@ -42,6 +42,7 @@ def test_losses():
     mean, var = x.mean(0), jnp.maximum(x.var(0, ddof=1), 1e-8)
     expected = -stats.norm.logpdf(obs["a"], mean, np.sqrt(var)).sum()
     assert float(gauss(sims, obs)) == pytest.approx(float(expected), rel=1e-4)
+    assert float(jax.jit(mmd)(sims, obs)) == pytest.approx(float(mmd(sims, obs)))
     far = {"a": sims["a"] + 100.0}
     assert float(mmd(far, obs)) > float(mmd(sims, obs)) >= -1e-6
     with pytest.raises(ag.AgentgradError, match="at least 2"):
@@ -60,8 +61,17 @@ def test_gvi_posterior_covers_the_truth():
     true = {"beta": 0.5, "gamma": 0.15}
     runs = ag.ensemble(model, {**fixed, **true}, jax.random.key(42), 20, 16).observables
     data = {k: runs[k].mean(0) for k in ("new_infected", "new_recovered")}
-    post = calibrate(model, data, jax.random.key(0), parameters=["beta", "gamma"], fixed=fixed,
-                     loss="gauss", n_sims=4, epochs=150, learning_rate=2e-2)
+    post = calibrate(
+        model,
+        data,
+        jax.random.key(0),
+        parameters=["beta", "gamma"],
+        fixed=fixed,
+        loss="gauss",
+        n_sims=4,
+        epochs=150,
+        learning_rate=2e-2,
+    )
     s = post.sample(jax.random.key(1), 2000)
     for name, value in true.items():
         lo, hi = np.percentile(np.asarray(s[name]), [5, 95])

@@ -35,3 +35,15 @@ def test_estimator_comparison_example(monkeypatch, capsys, tmp_path):
     assert (tmp_path / "estimator_comparison.png").stat().st_size > 1000
     out = capsys.readouterr().out
     assert "StochasticDerivative" in out and "max_abs_z" in out
+
+
+def test_calibrate_sir_example(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["x", "--agents", "200", "--steps", "8", "--epochs", "3", "--out", str(tmp_path)],
+    )
+    runpy.run_path("examples/calibrate_sir.py", run_name="__main__")
+    assert (tmp_path / "calibrate_sir.png").stat().st_size > 1000
+    out = capsys.readouterr().out
+    assert out.count("\n") == 10 and "quarantine_start" in out

@@ -44,8 +44,8 @@ def mmd(simulated, observed):
     pooled = jnp.concatenate([x, y[None]], axis=0)
     d2 = jnp.sum((pooled[:, None] - pooled[None]) ** 2, axis=-1)
     m = pooled.shape[0]
-    off = d2[~jnp.eye(m, dtype=bool)]
-    bandwidth = jax.lax.stop_gradient(jnp.maximum(jnp.median(off), 1e-12))
+    off = jnp.where(jnp.eye(m, dtype=bool), jnp.nan, d2)
+    bandwidth = jax.lax.stop_gradient(jnp.maximum(jnp.nanmedian(off), 1e-12))
     k = jnp.exp(-d2 / bandwidth)
     n = x.shape[0]
     kxx = (jnp.sum(k[:n, :n]) - jnp.trace(k[:n, :n])) / (n * (n - 1))
