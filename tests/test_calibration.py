@@ -212,3 +212,20 @@ def test_predictive_coverage_and_nlpd(fitted):
     good = nlpd(pred, held_out, ["infected", "recovered"])
     shifted = {k: v + 0.2 for k, v in held_out.items()}
     assert np.isfinite(good) and nlpd(pred, shifted, ["infected", "recovered"]) > good
+
+
+def test_prior_override_and_stochastic_derivative_hybrid():
+    """Priors can be overridden; a StochasticDerivative model calibrates with hybrid AD."""
+    model = ag.models.SIRNetwork(graph=ag.graphs.complete(100), estimator=ag.StochasticDerivative())
+    fixed = {"quarantine_compliance": 0.0, "distancing_factor": 1.0, "initial_infected": 0.05}
+    obs = ag.simulate(model, {**fixed, "beta": 0.5}, jax.random.key(1), 8).observables
+    data = {"new_infected": obs["new_infected"]}
+    kwargs = dict(parameters=["beta"], fixed=fixed, family="gaussian", epochs=4, n_samples=2)
+    post = calibrate(
+        model, data, jax.random.key(0), ad="hybrid", priors={"beta": ag.Uniform(0.3, 0.6)}, **kwargs
+    )
+    s = np.asarray(post.sample(jax.random.key(2), 500)["beta"])
+    assert s.min() >= 0.3 and s.max() <= 0.6
+    assert all(np.isfinite(post.history["train"]))
+    with pytest.raises(ag.AgentgradError, match="ad='hybrid'"):
+        calibrate(model, data, jax.random.key(0), ad="reverse", **kwargs)

@@ -41,6 +41,8 @@ from agentgrad.calibration.losses import Loss, get_loss
 from agentgrad.engine import Model, simulate
 from agentgrad.errors import AgentgradError
 from agentgrad.gradients import select_parameters
+from agentgrad.params import ParamSpace, Prior
+from agentgrad.stochad import StochasticDerivative, derivative_estimate
 
 
 def gvi_objective(space, names, data_term, kl_weight, n_samples, family, key):
@@ -55,12 +57,14 @@ def gvi_objective(space, names, data_term, kl_weight, n_samples, family, key):
     return jnp.mean(data) + kl_weight * kl
 
 
-def _hybrid(data_term, names):
+def _hybrid(data_term, names, unbiased: bool = False):
     """``data_term`` whose reverse-mode derivative in theta is computed by forward mode.
 
     §6.2: the simulator's Jacobian w.r.t. the D parameters comes from D forward-mode
     tangents (memory independent of the number of steps); the flow is differentiated in
-    reverse mode around it (``custom_vjp``).
+    reverse mode around it (``custom_vjp``).  With ``unbiased=True`` the Jacobian comes
+    from :func:`agentgrad.stochad.derivative_estimate` (models drawing with
+    ``StochasticDerivative``).
     """
 
     def plain(theta_vec, key):
@@ -71,6 +75,9 @@ def _hybrid(data_term, names):
     def fwd(theta_vec, key):
         g = lambda v: plain(v, key)  # noqa: E731
         basis = jnp.eye(theta_vec.shape[0], dtype=theta_vec.dtype)
+        if unbiased:  # StochasticDerivative models: one two-pass estimate per direction
+            tangents = jax.vmap(lambda e: derivative_estimate(plain, theta_vec, key, e))(basis)
+            return g(theta_vec), tangents
         values, tangents = jax.vmap(lambda e: jax.jvp(g, (theta_vec,), (e,)))(basis)
         return values[0], tangents
 
@@ -81,7 +88,9 @@ def _hybrid(data_term, names):
     return lambda theta, key: f(jnp.stack([theta[n] for n in names]), key)
 
 
-def make_value_and_grad(space, names, data_term, kl_weight, n_samples, *, gradient, ad):
+def make_value_and_grad(
+    space, names, data_term, kl_weight, n_samples, *, gradient, ad, unbiased=False
+):
     """``(trainable, static, key) -> (objective, gradient w.r.t. trainable)``.
 
     * ``pathwise`` (§6.1 eqs. 60-63): reparameterised samples through the family and the
@@ -103,7 +112,12 @@ def make_value_and_grad(space, names, data_term, kl_weight, n_samples, *, gradie
         raise AgentgradError("score-based gradients need n_samples >= 2")
 
     if gradient == "pathwise":
-        term = _hybrid(data_term, names) if ad == "hybrid" else data_term
+        if unbiased and ad != "hybrid":
+            raise AgentgradError(
+                "models drawing with StochasticDerivative calibrate with ad='hybrid' "
+                "(or a score-based gradient)"
+            )
+        term = _hybrid(data_term, names, unbiased) if ad == "hybrid" else data_term
 
         def objective(trainable, static, key):
             fam = eqx.combine(trainable, static)
@@ -175,10 +189,15 @@ class Posterior:
     model: Model
     names: list[str]
     history: dict[str, list[float]] = field(default_factory=dict)
+    space: ParamSpace | None = None  # the calibrated space (model's, with prior overrides)
+
+    @property
+    def param_space(self) -> ParamSpace:
+        return self.space if self.space is not None else self.model.param_space
 
     def sample(self, key: jax.Array, n: int) -> dict[str, jax.Array]:
         u, _ = self.family.sample_and_log_prob(key, n)
-        theta, _ = to_params(self.model.param_space, self.names, u)
+        theta, _ = to_params(self.param_space, self.names, u)
         return theta
 
     def to_inference_data(self, key: jax.Array, n: int = 1000):
@@ -219,7 +238,7 @@ class Posterior:
 
     def log_prob(self, theta: Mapping[str, jax.Array]) -> jax.Array:
         """Log-density in the constrained space (includes the bijection's Jacobian)."""
-        space = self.model.param_space
+        space = self.param_space
         u = jnp.stack(
             [
                 support_param(space, n).to_unconstrained(jnp.asarray(theta[n], jnp.float32))
@@ -250,6 +269,7 @@ def calibrate(
     gradient: str = "pathwise",
     ad: str = "reverse",
     progress: bool = False,
+    priors: Mapping[str, Prior] | None = None,
 ) -> Posterior:
     """Fit a variational posterior to ``observed`` (name -> series of length T).
 
@@ -257,10 +277,12 @@ def calibrate(
     defaults.  ``family`` is ``"gaussian"``, ``"flow"`` or a :class:`Family`.
     ``gradient`` is ``pathwise``, ``score`` or ``vargrad``; ``ad`` (pathwise only) is
     ``reverse``, ``forward`` or ``hybrid`` (see :func:`make_value_and_grad`).
-    ``progress`` shows a progress bar with the current objective.  Epochs whose
-    objective is NaN or infinite are counted in ``history["non_finite_epochs"]``.
+    ``priors`` overrides the model's priors by name (not stored by :meth:`Posterior.save`).
+    ``progress`` shows a progress bar with the current objective.  Epochs whose objective
+    is NaN or infinite are counted in ``history["non_finite_epochs"]``.  Models drawing
+    with ``StochasticDerivative`` need ``ad="hybrid"`` (or a score-based gradient).
     """
-    space = model.param_space
+    space = model.param_space.with_priors(priors) if priors else model.param_space
     names = select_parameters(space, parameters)
     base = space.complete(fixed)
     observed = {k: jnp.asarray(v, jnp.float32) for k, v in observed.items()}
@@ -280,14 +302,27 @@ def calibrate(
         else:
             raise AgentgradError(f"unknown family {family!r}; use gaussian or flow")
 
+    unbiased = isinstance(getattr(model, "estimator", None), StochasticDerivative)
+
     def data_term(theta, k):
         params = {**base, **theta}
         keys = jax.random.split(k, n_sims)
-        sims = jax.vmap(lambda kk: simulate(model, params, kk, n_steps).observables)(keys)
+        if unbiased:  # each simulate call is its own stochastic-derivative site
+            runs = [simulate(model, params, kk, n_steps).observables for kk in keys]
+            sims = {n: jnp.stack([r[n] for r in runs]) for n in observed}
+        else:
+            sims = jax.vmap(lambda kk: simulate(model, params, kk, n_steps).observables)(keys)
         return loss_fn({n: sims[n] for n in observed}, observed)
 
     value_and_grad = make_value_and_grad(
-        space, names, data_term, kl_weight, n_samples, gradient=gradient, ad=ad
+        space,
+        names,
+        data_term,
+        kl_weight,
+        n_samples,
+        gradient=gradient,
+        ad=ad,
+        unbiased=unbiased,
     )
     params, static = eqx.partition(family, eqx.is_inexact_array)
     optimizer = optax.chain(
@@ -326,4 +361,4 @@ def calibrate(
             if patience is not None and since_best >= patience:
                 break
     history["non_finite_epochs"] = [n_bad]
-    return Posterior(eqx.combine(best, static), model, list(names), history)
+    return Posterior(eqx.combine(best, static), model, list(names), history, space)
