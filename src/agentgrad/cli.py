@@ -406,7 +406,7 @@ def calibrate_command(
     grid_size: GridOpt = None,
     out: OutOpt = Path("out-calibration"),
 ) -> None:
-    """Bayesian calibration by generalised variational inference (in progress, issue 5)."""
+    """Bayesian calibration by generalised variational inference; writes posterior.nc and plots."""
     import jax
     import numpy as np
 
@@ -474,6 +474,9 @@ def calibrate_command(
         true = f"{truth[name]:.4g}" if truth and name in truth else ""
         table.add_row(name, f"{float(v.mean()):.4g}", f"{lo:.4g}", f"{hi:.4g}", true)
     console.print(table)
+    bad = post.history.get("non_finite_epochs", [0])[0]
+    if bad:
+        console.print(f"[yellow]warning:[/yellow] {bad} epochs had a NaN or infinite objective")
     console.print(
         f"90% predictive coverage of the data: {coverage(pred, observed, 0.9):.2f}; wrote "
         f"{out / 'posterior.nc'}, training.png, posterior_pairs.png, predictive.png"

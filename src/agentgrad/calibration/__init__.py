@@ -1,4 +1,4 @@
-"""Bayesian calibration by generalised variational inference (work in progress, issue 5)."""
+"""Bayesian calibration by generalised variational inference (paper §6)."""
 
 from agentgrad.calibration.families import DiagonalGaussian, MaskedAutoregressiveFlow
 from agentgrad.calibration.gvi import Posterior, calibrate
