@@ -78,13 +78,3 @@ def scope(new: Scope) -> Iterator[Scope]:
         yield new
     finally:
         _CURRENT.reset(token)
-
-
-@contextmanager
-def suspended() -> Iterator[None]:
-    """No scope inside the block (used for code that must not register)."""
-    token = _CURRENT.set(None)
-    try:
-        yield
-    finally:
-        _CURRENT.reset(token)
