@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from agentgrad.engine import Model
 from agentgrad.estimators import Estimator
 from agentgrad.models.ode import sir_mean_field, sir_ode
+from agentgrad.models.schelling import SCHELLING_PARAMS, Schelling
 from agentgrad.models.sir_network import SIR_NETWORK_PARAMS, SIRNetwork, SIRState
 from agentgrad.models.sirs_grid import SIRS_GRID_PARAMS, SIRSGrid
 from agentgrad.params import ParamSpace
@@ -51,6 +52,12 @@ def _build_sirs_grid(o: BuildOptions) -> SIRSGrid:
     return SIRSGrid(size, agents, n_inf, n_rec, estimator=o.estimator)
 
 
+def _build_schelling(o: BuildOptions) -> Schelling:
+    size = o.grid_size or 51
+    agents = o.agents if o.agents is not None else int(0.75 * size * size)
+    return Schelling(size, agents)
+
+
 REGISTRY: dict[str, ModelEntry] = {
     "sir-network": ModelEntry(
         "sir-network",
@@ -68,6 +75,14 @@ REGISTRY: dict[str, ModelEntry] = {
         ("agents", "grid_size"),
         _build_sirs_grid,
     ),
+    "schelling": ModelEntry(
+        "schelling",
+        "Schelling segregation on a torus (relocation with conflict resolution)",
+        SCHELLING_PARAMS,
+        20,
+        ("agents", "grid_size"),
+        _build_schelling,
+    ),
 }
 
 __all__ = [
@@ -75,6 +90,7 @@ __all__ = [
     "BuildOptions",
     "ModelEntry",
     "SIRNetwork",
+    "Schelling",
     "SIRSGrid",
     "SIRState",
     "sir_mean_field",
