@@ -3,7 +3,8 @@ Algorithm 2; Table 9 defaults: 51 x 51 torus, density 0.75 -> 1950 agents, colou
 
 Each agent has a colour and a cell.  Its similarity ``r`` is the fraction of its
 Moore neighbours with its colour (``r = 0`` without neighbours).  It is happy when
-``r >= xi``.  Each step every unhappy agent tries up to ``max_trials`` random moves:
+``r >= threshold`` (the paper's xi).  Each step every unhappy agent tries up to
+``max_trials`` random moves:
 direction ``theta ~ U(0, 2 pi)``, distance ``d ~ U(0, d_max)``, offset
 ``(floor(d cos theta), floor(d sin theta))`` on the torus; it moves to the first target
 that was empty at the start of the step.  Vectorised: in trial ``k`` all still-unplaced
@@ -13,7 +14,7 @@ share a cell.  ``d_max = 5`` and ``max_trials = 10`` are our defaults (the paper
 not state them).
 
 Observables: ``happy`` (number of happy agents) and ``segregation`` (mean similarity).
-``happy`` is differentiable w.r.t. ``xi`` through :func:`agentgrad.soft.less` on the
+``happy`` is differentiable w.r.t. ``threshold`` through :func:`agentgrad.soft.less` on the
 happiness test (sigmoid tangent, width ``happiness_scale``); relocation is discrete.
 """
 
@@ -31,7 +32,11 @@ from agentgrad.params import Param, Params, ParamSpace
 from agentgrad.spaces.grid import Grid
 
 SCHELLING_PARAMS = ParamSpace(
-    {"xi": Param(0.625, 0.0, 1.0, None, "tolerance: happy when the same-colour fraction >= xi")}
+    {
+        "threshold": Param(
+            0.625, 0.0, 1.0, None, "tolerance xi: happy when the same-colour fraction >= threshold"
+        )
+    }
 )
 
 
@@ -81,7 +86,7 @@ class Schelling(Model):
 
     def happiness(self, state: jax.Array, params: Params) -> jax.Array:
         r, occupied = self.similarity(state)
-        unhappy = soft.less(r, params["xi"], "sigmoid", self.happiness_scale)
+        unhappy = soft.less(r, params["threshold"], "sigmoid", self.happiness_scale)
         return occupied * (1.0 - unhappy)
 
     def step(self, state: jax.Array, params: Params, key: jax.Array, t: jax.Array) -> jax.Array:
