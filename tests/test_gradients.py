@@ -1,10 +1,10 @@
 """Finite differences against exact derivatives; AD against FD for the model library."""
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from walk import BernoulliWalk
 
 import agentgrad as ag
 from agentgrad.gradients import (
@@ -16,24 +16,8 @@ from agentgrad.gradients import (
 from agentgrad.models import sir_mean_field
 
 
-class Walk(ag.Model):
-    """x_{t+1} = x_t + Bernoulli(p) for n walkers: d E[mean x_t] / dp = t exactly."""
-
-    n: int = eqx.field(static=True, default=50)
-    estimator: ag.Estimator = ag.StraightThrough()
-
-    @property
-    def param_space(self):
-        return ag.ParamSpace({"p": ag.Param(0.3, 0.0, 1.0)})
-
-    def init(self, params, key):
-        return jnp.zeros(self.n)
-
-    def step(self, state, params, key, t):
-        return state + ag.bernoulli(key, params["p"], self.estimator, shape=(self.n,))
-
-    def observe(self, state, params, t):
-        return {"mean": state.mean()}
+def Walk():  # noqa: N802 - 50 walkers, straight-through
+    return BernoulliWalk(n=50)
 
 
 class MeanFieldSIR(ag.Model):

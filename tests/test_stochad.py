@@ -4,12 +4,12 @@ Every statistical check compares a sample mean with an exact value within 3 (or,
 stated, 4) standard errors, with fixed seeds.
 """
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.stats import binom
+from walk import BernoulliWalk
 
 import agentgrad as ag
 from agentgrad.stochad import (
@@ -92,22 +92,8 @@ def walk_python_loop(params, key, n_steps=10):
     return jnp.stack(out)
 
 
-class Walk(ag.Model):
-    n: int = eqx.field(static=True, default=1)
-    estimator: ag.Estimator = SD
-
-    @property
-    def param_space(self):
-        return ag.ParamSpace({"p": ag.Param(0.3, 0.0, 1.0)})
-
-    def init(self, params, key):
-        return jnp.zeros(self.n)
-
-    def step(self, state, params, key, t):
-        return state + ag.bernoulli(key, params["p"], self.estimator, shape=(self.n,))
-
-    def observe(self, state, params, t):
-        return {"x": state.mean(), "x2": state.sum() ** 2}
+def Walk(n=1, estimator=SD):  # noqa: N802
+    return BernoulliWalk(n=n, estimator=estimator)
 
 
 def test_random_walk_mean_is_exactly_t_at_every_step():
@@ -116,7 +102,7 @@ def test_random_walk_mean_is_exactly_t_at_every_step():
     assert_close(est, t)
 
     def fn(params, key):
-        return ag.simulate(Walk(), params, key, 10).observables["x"]
+        return ag.simulate(Walk(), params, key, 10).observables["mean"]
 
     assert_close(estimates(fn, {"p": 0.3}, {"p": 1.0}, 5000), t)
 
