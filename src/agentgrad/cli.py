@@ -144,9 +144,8 @@ def run_command(
 ) -> None:
     """Simulate MODEL RUNS times; write observables.nc, observables.png and a summary."""
     import jax
-    import numpy as np
 
-    from agentgrad.engine import ensemble
+    from agentgrad.engine import ensemble, map_key_batches
     from agentgrad.io import observables_dataset, write_netcdf
     from agentgrad.plotting import plot_observables
 
@@ -155,12 +154,7 @@ def run_command(
     _, n_steps, params, sim_model = _setup(
         model, steps, agents, param, seed, estimator, graph, grid_size
     )
-    batch = min(batch, runs)
     keys = jax.random.split(jax.random.key(seed), runs)
-    n_batches = -(-runs // batch)
-    pad = n_batches * batch - runs
-    keys = jax.numpy.concatenate([keys, keys[:pad]]) if pad else keys
-    chunks = []
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -170,11 +164,12 @@ def run_command(
         transient=not sys.stdout.isatty(),
     ) as progress:
         task = progress.add_task(f"{model}", total=runs)
-        for b in range(n_batches):
-            traj = ensemble(sim_model, params, keys[b * batch : (b + 1) * batch], n_steps)
-            chunks.append(jax.tree.map(np.asarray, traj.observables))
-            progress.update(task, completed=min((b + 1) * batch, runs))
-    observables = {k: np.concatenate([c[k] for c in chunks])[:runs] for k in chunks[0]}
+        observables = map_key_batches(
+            lambda k: ensemble(sim_model, params, k, n_steps).observables,
+            keys,
+            batch,
+            lambda done: progress.update(task, completed=done),
+        )
 
     attrs = {"model": model, "estimator": estimator, "seed": seed, "steps": n_steps}
     attrs.update({f"param_{k}": float(v) for k, v in params.items()})
@@ -248,7 +243,7 @@ def gradcheck_command(
     entry, n_steps, values, sim_model = _setup(
         model, steps, agents, param, seed, parsed[labels[0]], graph, grid_size
     )
-    observable = observable or next(iter(_observables_of(sim_model)))
+    observable = observable or _observables_of(sim_model)[0]
     try:
         with console.status("differentiating and finite-differencing..."):
             result = compare_estimators(
@@ -328,7 +323,7 @@ def sensitivity_command(
     _, n_steps, values, sim_model = _setup(
         model, steps, agents, param, seed, estimator, graph, grid_size
     )
-    observable = observable or next(iter(_observables_of(sim_model)))
+    observable = observable or _observables_of(sim_model)[0]
     try:
         with console.status("computing the Jacobian..."):
             ds = sensitivity(

@@ -18,12 +18,13 @@ so the same key always gives the same trajectory.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from agentgrad.errors import AgentgradError
 from agentgrad.params import Params, ParamSpace
@@ -230,3 +231,26 @@ def ensemble(
         keys = jax.random.split(key, n_runs)
     params = model.param_space.complete(params)
     return _run_ensemble(model, params, keys, n_steps, save_every, bool(checkpoint))
+
+
+def map_key_batches(
+    fn: Callable[[jax.Array], Any],
+    keys: jax.Array,
+    batch: int,
+    on_batch: Callable[[int], None] | None = None,
+) -> Any:
+    """Apply ``fn`` to ``keys`` ``batch`` at a time; concatenate the results as NumPy.
+
+    The last batch is padded with repeated keys (so every call has the same shape and
+    compiles once) and the padding is dropped.  ``on_batch(n_done)`` reports progress.
+    """
+    n = keys.shape[0]
+    batch = max(1, min(batch, n))
+    n_batches = -(-n // batch)
+    padded = jnp.concatenate([keys, keys[: n_batches * batch - n]])
+    chunks = []
+    for b in range(n_batches):
+        chunks.append(jax.tree.map(np.asarray, fn(padded[b * batch : (b + 1) * batch])))
+        if on_batch is not None:
+            on_batch(min((b + 1) * batch, n))
+    return jax.tree.map(lambda *c: np.concatenate(c)[:n], *chunks)

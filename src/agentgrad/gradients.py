@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from agentgrad.engine import Model, ensemble, simulate
+from agentgrad.engine import Model, ensemble, map_key_batches, simulate
 from agentgrad.errors import AgentgradError, ParameterError
 from agentgrad.estimators import Estimator
 from agentgrad.params import ParamSpace
@@ -54,15 +54,19 @@ class GradientEstimate:
     n_simulations: int
 
 
-def observable_names(model: Model, n_steps: int = 1) -> tuple[str, ...]:
-    """Names of the model's observables (found by shape evaluation, no simulation)."""
-    shapes = jax.eval_shape(lambda: simulate(model, None, jax.random.key(0), n_steps).observables)
-    return tuple(shapes)
+def _observable_shapes(model: Model) -> dict[str, jax.ShapeDtypeStruct]:
+    """Shapes of one step's observables (shape evaluation only, no simulation)."""
+    return jax.eval_shape(lambda: simulate(model, None, jax.random.key(0), 1).observables)
+
+
+def observable_names(model: Model) -> tuple[str, ...]:
+    """Names of the model's observables."""
+    return tuple(_observable_shapes(model))
 
 
 def check_observable(model: Model, observable: str) -> None:
     """Raise a one-line error if ``observable`` is not a scalar-per-step observable."""
-    shapes = jax.eval_shape(lambda: simulate(model, None, jax.random.key(0), 1).observables)
+    shapes = _observable_shapes(model)
     if observable not in shapes:
         raise AgentgradError(
             f"unknown observable {observable!r}; valid names are: {', '.join(shapes)}"
@@ -199,14 +203,7 @@ def per_run_jacobians(
         return jax.vmap(one)(keys)
 
     keys = jax.random.split(key, n_runs)
-    batch = max(1, min(batch, n_runs))
-    n_batches = -(-n_runs // batch)
-    padded = jnp.concatenate([keys, keys[: n_batches * batch - n_runs]])
-    chunks = [
-        jax.tree.map(np.asarray, jacobians(model, base, padded[b * batch : (b + 1) * batch]))
-        for b in range(n_batches)
-    ]
-    return {n: np.concatenate([c[n] for c in chunks])[:n_runs] for n in names}
+    return map_key_batches(lambda k: jacobians(model, base, k), keys, batch)
 
 
 def ad_gradients(
