@@ -1,6 +1,7 @@
 """Command line: listing, running, outputs, and every bad-input case (exit code 2)."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 from typer.testing import CliRunner
@@ -355,3 +356,15 @@ def test_calibrate_bad_input(tmp_path, args, message):
     result = invoke(*CAL, *args, "--out", str(tmp_path / "c"))
     assert result.exit_code == 2, result.output
     assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_gradcheck_model_without_random_draws(tmp_path):
+    """Draw-free models (AMOF) default to their own surrogate ('model'); asking for a
+    random-draw estimator is a one-line error."""
+    out = tmp_path / "g"
+    common = ("--agents", "60", "--steps", "2", "--runs", "2", "--params", "alpha_theta")
+    res = invoke("gradcheck", "amof", *common, "--out", str(out))
+    assert res.exit_code == 0, res.output
+    assert set(pd.read_csv(out / "gradcheck.csv").estimator) == {"model"}
+    res = invoke("gradcheck", "amof", *common, "--estimators", "st", "--out", str(out))
+    assert res.exit_code == 2 and "estimator label 'model'" in res.output

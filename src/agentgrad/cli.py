@@ -197,8 +197,12 @@ def run_command(
 def gradcheck_command(
     model: ModelArg,
     estimators: Annotated[
-        str, typer.Option(help="comma-separated estimators, e.g. st,gs:0.1")
-    ] = "st",
+        str | None,
+        typer.Option(
+            help="comma-separated estimators, e.g. st,gs:0.1; 'model' = the model as built "
+            "(default: st, or model for models without random draws)"
+        ),
+    ] = None,
     runs: RunsOpt = 32,
     fd_runs: Annotated[int | None, typer.Option(help="runs for finite differences")] = None,
     params: Annotated[
@@ -225,11 +229,14 @@ def gradcheck_command(
     from agentgrad.gradients import compare_estimators
     from agentgrad.plotting import plot_gradcheck
 
+    if estimators is None:
+        probe = _setup(model, steps, agents, param, seed, "st", graph, grid_size)[3]
+        estimators = "st" if hasattr(probe, "estimator") else "model"
     labels = _split_list(estimators) or []
     if not labels:
         fail("--estimators needs at least one estimator, e.g. st,gs:0.1")
     try:
-        parsed = {label: parse_estimator(label) for label in labels}
+        parsed = {label: None if label == "model" else parse_estimator(label) for label in labels}
     except ValueError as err:
         fail(str(err))
     if runs < 1 or (fd_runs is not None and fd_runs < 1):
@@ -241,7 +248,7 @@ def gradcheck_command(
     if unknown:
         fail(f"--expect-unbiased {unknown[0]!r} is not among --estimators {estimators!r}")
     entry, n_steps, values, sim_model = _setup(
-        model, steps, agents, param, seed, parsed[labels[0]], graph, grid_size
+        model, steps, agents, param, seed, parsed[labels[0]] or "st", graph, grid_size
     )
     observable = observable or _observables_of(sim_model)[0]
     try:

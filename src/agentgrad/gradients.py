@@ -241,7 +241,11 @@ def ad_gradients(
 def with_estimator(model: Model, estimator: Estimator) -> Model:
     """A copy of ``model`` drawing with ``estimator`` (needs an ``estimator`` field)."""
     if not hasattr(model, "estimator"):
-        raise AgentgradError(f"{type(model).__name__} has no 'estimator' field to replace")
+        raise AgentgradError(
+            f"{type(model).__name__} makes no parameter-dependent random draws, so gradient "
+            "estimators do not apply; compare its own surrogate gradient (estimator label "
+            "'model')"
+        )
     return eqx.tree_at(lambda m: m.estimator, model, estimator)
 
 
@@ -273,7 +277,7 @@ def _z_scores(ad_mean, ad_se, fd_mean, fd_se) -> np.ndarray:
 
 def compare_estimators(
     model: Model,
-    estimators: Mapping[str, Estimator],
+    estimators: Mapping[str, Estimator | None],
     params: Mapping[str, Any] | None,
     key: jax.Array,
     n_steps: int,
@@ -288,8 +292,10 @@ def compare_estimators(
 ) -> GradcheckResult:
     """AD gradients of ``observable_t`` under each estimator beside finite differences.
 
-    The finite differences use ``fd_runs`` runs (default ``n_runs``) of the model as given
-    (the estimator does not change the primal simulation).  AD and FD use independent keys.
+    An estimator ``None`` means the model as given (its own surrogates, e.g. for models
+    without random draws).  The finite differences use ``fd_runs`` runs (default
+    ``n_runs``) of the model as given (the estimator does not change the primal
+    simulation).  AD and FD use independent keys.
     """
     if not estimators:
         raise AgentgradError("give at least one estimator")
@@ -310,7 +316,7 @@ def compare_estimators(
     steps = np.arange(1, n_steps + 1)
     for label, est in estimators.items():
         ad = ad_gradients(
-            with_estimator(model, est),
+            model if est is None else with_estimator(model, est),
             params,
             k_ad,
             n_steps,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from agentgrad.engine import Model
 from agentgrad.estimators import Estimator
+from agentgrad.models.amof import AMOF, AMOF_PARAMS
 from agentgrad.models.ode import sir_mean_field, sir_ode
 from agentgrad.models.schelling import SCHELLING_PARAMS, Schelling
 from agentgrad.models.sir_network import SIR_NETWORK_PARAMS, SIRNetwork, SIRState
@@ -52,6 +53,10 @@ def _build_sirs_grid(o: BuildOptions) -> SIRSGrid:
     return SIRSGrid(size, agents, n_inf, n_rec, estimator=o.estimator)
 
 
+def _build_amof(o: BuildOptions) -> AMOF:
+    return AMOF(n_agents=o.agents or 1000)
+
+
 def _build_schelling(o: BuildOptions) -> Schelling:
     size = o.grid_size or 51
     agents = o.agents if o.agents is not None else int(0.75 * size * size)
@@ -75,6 +80,14 @@ REGISTRY: dict[str, ModelEntry] = {
         ("agents", "grid_size"),
         _build_sirs_grid,
     ),
+    "amof": ModelEntry(
+        "amof",
+        "Axtell's model of firms: argmax firm choice with a softmax tangent",
+        AMOF_PARAMS,
+        30,
+        ("agents",),
+        _build_amof,
+    ),
     "schelling": ModelEntry(
         "schelling",
         "Schelling segregation on a torus (relocation with conflict resolution)",
@@ -86,6 +99,7 @@ REGISTRY: dict[str, ModelEntry] = {
 }
 
 __all__ = [
+    "AMOF",
     "REGISTRY",
     "BuildOptions",
     "ModelEntry",
