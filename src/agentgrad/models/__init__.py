@@ -12,6 +12,7 @@ from agentgrad.models.ode import sir_mean_field, sir_ode
 from agentgrad.models.schelling import SCHELLING_PARAMS, Schelling
 from agentgrad.models.sir_network import SIR_NETWORK_PARAMS, SIRNetwork, SIRState
 from agentgrad.models.sirs_grid import SIRS_GRID_PARAMS, SIRSGrid
+from agentgrad.models.sugarscape import SUGARSCAPE_PARAMS, Sugarscape
 from agentgrad.params import ParamSpace
 from agentgrad.spaces.graphs import parse_graph
 
@@ -57,6 +58,12 @@ def _build_amof(o: BuildOptions) -> AMOF:
     return AMOF(n_agents=o.agents or 1000)
 
 
+def _build_sugarscape(o: BuildOptions) -> Sugarscape:
+    size = o.grid_size or 50
+    agents = o.agents if o.agents is not None else min(400, size * size // 4)
+    return Sugarscape(size, agents, estimator=o.estimator)
+
+
 def _build_schelling(o: BuildOptions) -> Schelling:
     size = o.grid_size or 51
     agents = o.agents if o.agents is not None else int(0.75 * size * size)
@@ -88,6 +95,14 @@ REGISTRY: dict[str, ModelEntry] = {
         ("agents",),
         _build_amof,
     ),
+    "sugarscape": ModelEntry(
+        "sugarscape",
+        "Sugarscape: random-order foraging on a two-peak torus, death by hunger",
+        SUGARSCAPE_PARAMS,
+        50,
+        ("agents", "grid_size"),
+        _build_sugarscape,
+    ),
     "schelling": ModelEntry(
         "schelling",
         "Schelling segregation on a torus (relocation with conflict resolution)",
@@ -107,6 +122,7 @@ __all__ = [
     "Schelling",
     "SIRSGrid",
     "SIRState",
+    "Sugarscape",
     "sir_mean_field",
     "sir_ode",
 ]
