@@ -368,3 +368,20 @@ def test_gradcheck_model_without_random_draws(tmp_path):
     assert set(pd.read_csv(out / "gradcheck.csv").estimator) == {"model"}
     res = invoke("gradcheck", "amof", *common, "--estimators", "st", "--out", str(out))
     assert res.exit_code == 2 and "estimator label 'model'" in res.output
+
+
+def test_seirm_population_directory(tmp_path):
+    from agentgrad.models.population import synthetic_population
+
+    synthetic_population(300, key=1).save(tmp_path / "pop")
+    out = tmp_path / "o"
+    res = invoke(
+        "run", "seirm", "--population", str(tmp_path / "pop"), "--steps", "5", "--out", str(out)
+    )
+    assert res.exit_code == 0, res.output
+    assert "new_dead" in xr.open_dataset(out / "observables.nc")
+    (tmp_path / "pop" / "ages.csv").write_text("age\n-3\n")
+    res = invoke("run", "seirm", "--population", str(tmp_path / "pop"), "--out", str(out))
+    assert res.exit_code == 2 and "ages.csv:2" in res.output
+    res = invoke("run", "schelling", "--population", str(tmp_path / "pop"))
+    assert res.exit_code == 2 and "does not apply" in res.output

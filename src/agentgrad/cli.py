@@ -88,18 +88,28 @@ GraphOpt = Annotated[
         "barabasi-albert:M | file:PATH"
     ),
 ]
+PopulationOpt = Annotated[
+    Path | None,
+    typer.Option(help="seirm: directory with ages.csv and contacts.csv (see the user guide)"),
+]
 GridOpt = Annotated[int | None, typer.Option(help="grid models: side length")]
 RunsOpt = Annotated[int, typer.Option(help="number of independent runs")]
 OutOpt = Annotated[Path, typer.Option(help="output directory")]
 
 
-def _setup(model, steps, agents, param, seed, estimator, graph, grid_size):
+def _setup(model, steps, agents, param, seed, estimator, graph, grid_size, population=None):
     """Validate the shared model options; return (entry, n_steps, params, model)."""
     from agentgrad.estimators import parse_estimator
     from agentgrad.models import BuildOptions
 
     entry = _entry(model)
-    for option, value in (("agents", agents), ("graph", graph), ("grid_size", grid_size)):
+    structural = (
+        ("agents", agents),
+        ("graph", graph),
+        ("grid_size", grid_size),
+        ("population", population),
+    )
+    for option, value in structural:
         if value is not None and option not in entry.options:
             fail(f"--{option.replace('_', '-')} does not apply to {model}")
     for option, value in (("steps", steps), ("agents", agents), ("grid-size", grid_size)):
@@ -108,7 +118,9 @@ def _setup(model, steps, agents, param, seed, estimator, graph, grid_size):
     try:
         est = parse_estimator(estimator) if isinstance(estimator, str) else estimator
         params = entry.param_space.complete(parse_param_assignments(param or []))
-        sim_model = entry.build(BuildOptions(est, seed, agents, graph, grid_size))
+        sim_model = entry.build(
+            BuildOptions(est, seed, agents, graph, grid_size, population and str(population))
+        )
     except ValueError as err:
         fail(str(err))
     return entry, steps or entry.default_steps, params, sim_model
@@ -138,6 +150,7 @@ def run_command(
     estimator: Annotated[str, typer.Option(help="st | gs:TAU | gs-soft:TAU | none")] = "st",
     runs: RunsOpt = 10,
     graph: GraphOpt = None,
+    population: PopulationOpt = None,
     grid_size: GridOpt = None,
     batch: Annotated[int, typer.Option(help="runs simulated together (vmap)")] = 16,
     out: OutOpt = Path("out"),
@@ -152,7 +165,7 @@ def run_command(
     if runs < 1 or batch < 1:
         fail("--runs and --batch must be positive integers")
     _, n_steps, params, sim_model = _setup(
-        model, steps, agents, param, seed, estimator, graph, grid_size
+        model, steps, agents, param, seed, estimator, graph, grid_size, population
     )
     keys = jax.random.split(jax.random.key(seed), runs)
     with Progress(
@@ -219,6 +232,7 @@ def gradcheck_command(
     param: ParamOpt = None,
     seed: SeedOpt = 0,
     graph: GraphOpt = None,
+    population: PopulationOpt = None,
     grid_size: GridOpt = None,
     out: OutOpt = Path("out-gradcheck"),
 ) -> None:
@@ -230,7 +244,7 @@ def gradcheck_command(
     from agentgrad.plotting import plot_gradcheck
 
     if estimators is None:
-        probe = _setup(model, steps, agents, param, seed, "st", graph, grid_size)[3]
+        probe = _setup(model, steps, agents, param, seed, "st", graph, grid_size, population)[3]
         estimators = "st" if hasattr(probe, "estimator") else "model"
     labels = _split_list(estimators) or []
     if not labels:
@@ -248,7 +262,7 @@ def gradcheck_command(
     if unknown:
         fail(f"--expect-unbiased {unknown[0]!r} is not among --estimators {estimators!r}")
     entry, n_steps, values, sim_model = _setup(
-        model, steps, agents, param, seed, parsed[labels[0]] or "st", graph, grid_size
+        model, steps, agents, param, seed, parsed[labels[0]] or "st", graph, grid_size, population
     )
     observable = observable or _observables_of(sim_model)[0]
     try:
@@ -313,6 +327,7 @@ def sensitivity_command(
     param: ParamOpt = None,
     seed: SeedOpt = 0,
     graph: GraphOpt = None,
+    population: PopulationOpt = None,
     grid_size: GridOpt = None,
     out: OutOpt = Path("out-sensitivity"),
 ) -> None:
@@ -328,7 +343,7 @@ def sensitivity_command(
     if mode not in ("auto", "forward", "reverse"):
         fail(f"--mode must be auto, forward or reverse, got {mode!r}")
     _, n_steps, values, sim_model = _setup(
-        model, steps, agents, param, seed, estimator, graph, grid_size
+        model, steps, agents, param, seed, estimator, graph, grid_size, population
     )
     observable = observable or _observables_of(sim_model)[0]
     try:
@@ -405,6 +420,7 @@ def calibrate_command(
     param: ParamOpt = None,
     seed: SeedOpt = 0,
     graph: GraphOpt = None,
+    population: PopulationOpt = None,
     grid_size: GridOpt = None,
     out: OutOpt = Path("out-calibration"),
 ) -> None:
@@ -425,7 +441,7 @@ def calibrate_command(
     if not kl_weight > 0 or not learning_rate > 0:
         fail("--kl-weight and --learning-rate must be > 0")
     entry, n_steps, values, sim_model = _setup(
-        model, steps, agents, param, seed, estimator, graph, grid_size
+        model, steps, agents, param, seed, estimator, graph, grid_size, population
     )
     names = _split_list(params) or list(entry.param_space.names)
     valid = _observables_of(sim_model)

@@ -10,6 +10,7 @@ from agentgrad.estimators import Estimator
 from agentgrad.models.amof import AMOF, AMOF_PARAMS
 from agentgrad.models.ode import sir_mean_field, sir_ode
 from agentgrad.models.schelling import SCHELLING_PARAMS, Schelling
+from agentgrad.models.seirm import SEIRM, SEIRM_PARAMS
 from agentgrad.models.sir_network import SIR_NETWORK_PARAMS, SIRNetwork, SIRState
 from agentgrad.models.sirs_grid import SIRS_GRID_PARAMS, SIRSGrid
 from agentgrad.models.sugarscape import SUGARSCAPE_PARAMS, Sugarscape
@@ -26,6 +27,7 @@ class BuildOptions:
     agents: int | None = None
     graph: str | None = None
     grid_size: int | None = None
+    population: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,29 @@ def _build_sugarscape(o: BuildOptions) -> Sugarscape:
     size = o.grid_size or 50
     agents = o.agents if o.agents is not None else min(400, size * size // 4)
     return Sugarscape(size, agents, estimator=o.estimator)
+
+
+def _build_seirm(o: BuildOptions) -> SEIRM:
+    from agentgrad.models.population import load_population, synthetic_population
+
+    if o.population is not None:
+        if o.agents is not None or o.graph is not None:
+            raise ValueError("--population already fixes the agents and contacts")
+        population = load_population(o.population)
+    else:
+        import jax
+
+        n = o.agents or 10_000
+        mean_degree = 10.0
+        if o.graph is not None:
+            name, _, arg = o.graph.partition(":")
+            if name != "erdos-renyi" or not arg:
+                raise ValueError(
+                    "seirm: --graph must be erdos-renyi:MEAN_DEGREE (or use --population)"
+                )
+            mean_degree = float(arg)
+        population = synthetic_population(n, mean_degree, key=jax.random.key(o.seed))
+    return SEIRM(population, estimator=o.estimator)
 
 
 def _build_schelling(o: BuildOptions) -> Schelling:
@@ -103,6 +128,14 @@ REGISTRY: dict[str, ModelEntry] = {
         ("agents", "grid_size"),
         _build_sugarscape,
     ),
+    "seirm": ModelEntry(
+        "seirm",
+        "SEIRM epidemic with two-dose vaccination on a contact network (synthetic or files)",
+        SEIRM_PARAMS,
+        60,
+        ("agents", "graph", "population"),
+        _build_seirm,
+    ),
     "schelling": ModelEntry(
         "schelling",
         "Schelling segregation on a torus (relocation with conflict resolution)",
@@ -121,6 +154,7 @@ __all__ = [
     "SIRNetwork",
     "Schelling",
     "SIRSGrid",
+    "SEIRM",
     "SIRState",
     "Sugarscape",
     "sir_mean_field",

@@ -1,0 +1,136 @@
+"""Populations for network epidemic models: ages plus a contact network.
+
+File format (a directory, or two paths):
+
+* ``ages.csv`` — one row per agent, in agent order: the agent's age in whole years
+  (an integer 0-120).  An optional first line ``age`` is a header; blank lines are not
+  allowed (they would shift agent ids).
+* ``contacts.csv`` — an undirected edge list, one ``u v`` (or ``u,v``) pair per line with
+  0-based agent ids below the number of rows of ``ages.csv``; ``#`` comments allowed
+  (see :func:`agentgrad.graphs.from_edge_list`).
+
+:func:`synthetic_population` draws ages from a fixed age pyramid (decades 0-9 ... 80+,
+roughly the US 2020 census shares) and an Erdős–Rényi contact network.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agentgrad.errors import AgentgradError, GraphError
+from agentgrad.spaces import graphs
+from agentgrad.spaces.graphs import Graph
+
+#: share of the population per age decade 0-9, 10-19, ..., 70-79, 80+
+AGE_PYRAMID = (0.12, 0.13, 0.14, 0.13, 0.12, 0.13, 0.12, 0.07, 0.04)
+N_AGE_GROUPS = len(AGE_PYRAMID)
+MAX_AGE = 120
+
+
+class PopulationError(AgentgradError):
+    """Malformed population file or arguments."""
+
+
+@dataclass(frozen=True)
+class Population:
+    """Agent ages (years, int) and their contact network."""
+
+    ages: np.ndarray
+    graph: Graph
+
+    def __post_init__(self) -> None:
+        ages = np.asarray(self.ages)
+        if ages.ndim != 1 or not np.issubdtype(ages.dtype, np.integer):
+            raise PopulationError("ages must be a 1-D array of integer years")
+        if ages.size != self.graph.n_nodes:
+            raise PopulationError(
+                f"{ages.size} ages but the contact network has {self.graph.n_nodes} agents"
+            )
+        if ages.size and (ages.min() < 0 or ages.max() > MAX_AGE):
+            raise PopulationError(f"ages must be in [0, {MAX_AGE}] years")
+
+    @property
+    def n_agents(self) -> int:
+        return int(np.asarray(self.ages).size)
+
+    @property
+    def age_groups(self) -> np.ndarray:
+        """Decade index 0..8 (80+ is group 8)."""
+        return np.minimum(np.asarray(self.ages) // 10, N_AGE_GROUPS - 1).astype(np.int32)
+
+    def save(self, directory: str | os.PathLike) -> None:
+        """Write ``ages.csv`` and ``contacts.csv`` (the format read by :func:`load_population`)."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        np.savetxt(d / "ages.csv", np.asarray(self.ages), fmt="%d", header="age", comments="")
+        senders = np.asarray(self.graph.senders)
+        receivers = np.asarray(self.graph.receivers)
+        keep = senders < receivers
+        edges = np.stack([senders[keep], receivers[keep]], axis=1)
+        np.savetxt(d / "contacts.csv", edges, fmt="%d", delimiter=",", header="u,v", comments="#")
+
+
+def synthetic_population(n: int, mean_degree: float = 10.0, *, key: Any = None) -> Population:
+    """``n`` agents with ages from :data:`AGE_PYRAMID` (uniform within a decade, 80-99 for
+    the last) and an Erdős–Rényi contact network of the given mean degree."""
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 2:
+        raise PopulationError(f"a population needs an integer n >= 2 agents, got {n!r}")
+    rng = graphs._rng(key)
+    decade = rng.choice(N_AGE_GROUPS, size=n, p=np.asarray(AGE_PYRAMID) / sum(AGE_PYRAMID))
+    width = np.where(decade == N_AGE_GROUPS - 1, 20, 10)
+    ages = (10 * decade + np.floor(rng.random(n) * width)).astype(np.int64)
+    return Population(ages, graphs.erdos_renyi(n, mean_degree, key=int(rng.integers(2**31))))
+
+
+def read_ages(path: str | os.PathLike) -> np.ndarray:
+    """Read an ages file (module docstring); line-numbered errors."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as err:
+        raise PopulationError(f"cannot read ages file {str(path)!r}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise PopulationError(f"ages file {str(path)!r} is not a text CSV") from None
+    if lines and lines[0].strip().lower() == "age":
+        lines, first = lines[1:], 2
+    else:
+        first = 1
+    ages = []
+    for lineno, line in enumerate(lines, first):
+        text = line.strip().split(",")[0].strip()
+        try:
+            age = int(text)
+        except ValueError:
+            raise PopulationError(
+                f"{path}:{lineno}: expected an integer age in years, got {line.strip()[:40]!r}"
+            ) from None
+        if not 0 <= age <= MAX_AGE:
+            raise PopulationError(f"{path}:{lineno}: age {age} is outside [0, {MAX_AGE}]")
+        ages.append(age)
+    if len(ages) < 2:
+        raise PopulationError(f"ages file {str(path)!r} needs at least two agents")
+    return np.asarray(ages, np.int64)
+
+
+def load_population(
+    ages: str | os.PathLike, contacts: str | os.PathLike | None = None
+) -> Population:
+    """Read a population: a directory holding ``ages.csv`` and ``contacts.csv``, or the two
+    file paths.  Contact ids must be below the number of ages."""
+    if contacts is None:
+        d = Path(ages)
+        if not d.is_dir():
+            raise PopulationError(
+                f"population {str(ages)!r} is not a directory with ages.csv and contacts.csv"
+            )
+        ages, contacts = d / "ages.csv", d / "contacts.csv"
+    age_array = read_ages(ages)
+    try:
+        graph = graphs.from_edge_list(contacts, n_nodes=age_array.size)
+    except GraphError as err:
+        raise PopulationError(f"contacts: {err} (ids must be < {age_array.size})") from None
+    return Population(age_array, graph)
