@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 import agentgrad as ag
-from agentgrad.estimators import parse_estimator
-from agentgrad.gradients import ad_gradients, finite_differences, with_estimator
+from agentgrad.gradients import ad_gradients, finite_differences
 from agentgrad.models import Sugarscape
 
 
@@ -84,23 +83,6 @@ def test_agents_cluster_on_the_sugar_peaks(run):
     under = cap[np.asarray(traj.states.x[-1])[alive], np.asarray(traj.states.y[-1])[alive]]
     assert under.mean() > 2.5 * cap.mean()
     assert 0.2 < alive.mean() < 1.0
-
-
-@pytest.mark.parametrize("spec", ["st", "gs:0.5", "gs-soft:0.5", "none", "smoothed", "sad"])
-def test_runs_under_every_estimator(spec):
-    model = with_estimator(Sugarscape(size=12, n_agents=30), parse_estimator(spec))
-    params = model.param_space.defaults()
-    direction = {k: jnp.float32(k == "p_vision_high") for k in params}
-
-    def fn(p, k):
-        return ag.simulate(model, p, k, 4).observables["mean_wealth"]
-
-    if spec == "sad":
-        tangent = ag.stochad.derivative_estimate(fn, params, jax.random.key(0), direction)
-    else:
-        _, tangent = jax.jvp(lambda p: fn(p, jax.random.key(0)), (params,), (direction,))
-    assert np.all(np.isfinite(tangent))
-    assert (spec == "none") == bool(np.all(np.asarray(tangent) == 0))
 
 
 def test_gradients_track_finite_differences():

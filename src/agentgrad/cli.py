@@ -92,12 +92,17 @@ PopulationOpt = Annotated[
     Path | None,
     typer.Option(help="seirm: directory with ages.csv and contacts.csv (see the user guide)"),
 ]
+PresetOpt = Annotated[
+    str | None, typer.Option(help="named parameter set, e.g. predator-prey psi1..psi4")
+]
 GridOpt = Annotated[int | None, typer.Option(help="grid models: side length")]
 RunsOpt = Annotated[int, typer.Option(help="number of independent runs")]
 OutOpt = Annotated[Path, typer.Option(help="output directory")]
 
 
-def _setup(model, steps, agents, param, seed, estimator, graph, grid_size, population=None):
+def _setup(
+    model, steps, agents, param, seed, estimator, graph, grid_size, population=None, preset=None
+):
     """Validate the shared model options; return (entry, n_steps, params, model)."""
     from agentgrad.estimators import parse_estimator
     from agentgrad.models import BuildOptions
@@ -117,7 +122,15 @@ def _setup(model, steps, agents, param, seed, estimator, graph, grid_size, popul
             fail(f"--{option} must be a positive integer, got {value}")
     try:
         est = parse_estimator(estimator) if isinstance(estimator, str) else estimator
-        params = entry.param_space.complete(parse_param_assignments(param or []))
+        base = {}
+        if preset is not None:
+            if not entry.presets:
+                fail(f"--preset does not apply to {model}")
+            if preset not in entry.presets:
+                fail(f"unknown preset {preset!r} for {model}; choose {', '.join(entry.presets)}")
+            base = dict(entry.presets[preset])
+        assigned = {**base, **parse_param_assignments(param or [])}
+        params = entry.param_space.complete(assigned)
         sim_model = entry.build(
             BuildOptions(est, seed, agents, graph, grid_size, population and str(population))
         )
@@ -151,6 +164,7 @@ def run_command(
     runs: RunsOpt = 10,
     graph: GraphOpt = None,
     population: PopulationOpt = None,
+    preset: PresetOpt = None,
     grid_size: GridOpt = None,
     batch: Annotated[int, typer.Option(help="runs simulated together (vmap)")] = 16,
     out: OutOpt = Path("out"),
@@ -165,7 +179,7 @@ def run_command(
     if runs < 1 or batch < 1:
         fail("--runs and --batch must be positive integers")
     _, n_steps, params, sim_model = _setup(
-        model, steps, agents, param, seed, estimator, graph, grid_size, population
+        model, steps, agents, param, seed, estimator, graph, grid_size, population, preset
     )
     keys = jax.random.split(jax.random.key(seed), runs)
     with Progress(
@@ -233,6 +247,7 @@ def gradcheck_command(
     seed: SeedOpt = 0,
     graph: GraphOpt = None,
     population: PopulationOpt = None,
+    preset: PresetOpt = None,
     grid_size: GridOpt = None,
     out: OutOpt = Path("out-gradcheck"),
 ) -> None:
@@ -244,7 +259,9 @@ def gradcheck_command(
     from agentgrad.plotting import plot_gradcheck
 
     if estimators is None:
-        probe = _setup(model, steps, agents, param, seed, "st", graph, grid_size, population)[3]
+        probe = _setup(
+            model, steps, agents, param, seed, "st", graph, grid_size, population, preset
+        )[3]
         estimators = "st" if hasattr(probe, "estimator") else "model"
     labels = _split_list(estimators) or []
     if not labels:
@@ -261,8 +278,9 @@ def gradcheck_command(
     unknown = [e for e in expected if e not in parsed]
     if unknown:
         fail(f"--expect-unbiased {unknown[0]!r} is not among --estimators {estimators!r}")
+    first = parsed[labels[0]] or "st"
     entry, n_steps, values, sim_model = _setup(
-        model, steps, agents, param, seed, parsed[labels[0]] or "st", graph, grid_size, population
+        model, steps, agents, param, seed, first, graph, grid_size, population, preset
     )
     observable = observable or _observables_of(sim_model)[0]
     try:
@@ -328,6 +346,7 @@ def sensitivity_command(
     seed: SeedOpt = 0,
     graph: GraphOpt = None,
     population: PopulationOpt = None,
+    preset: PresetOpt = None,
     grid_size: GridOpt = None,
     out: OutOpt = Path("out-sensitivity"),
 ) -> None:
@@ -343,7 +362,7 @@ def sensitivity_command(
     if mode not in ("auto", "forward", "reverse"):
         fail(f"--mode must be auto, forward or reverse, got {mode!r}")
     _, n_steps, values, sim_model = _setup(
-        model, steps, agents, param, seed, estimator, graph, grid_size, population
+        model, steps, agents, param, seed, estimator, graph, grid_size, population, preset
     )
     observable = observable or _observables_of(sim_model)[0]
     try:
@@ -421,6 +440,7 @@ def calibrate_command(
     seed: SeedOpt = 0,
     graph: GraphOpt = None,
     population: PopulationOpt = None,
+    preset: PresetOpt = None,
     grid_size: GridOpt = None,
     out: OutOpt = Path("out-calibration"),
 ) -> None:
@@ -441,7 +461,7 @@ def calibrate_command(
     if not kl_weight > 0 or not learning_rate > 0:
         fail("--kl-weight and --learning-rate must be > 0")
     entry, n_steps, values, sim_model = _setup(
-        model, steps, agents, param, seed, estimator, graph, grid_size, population
+        model, steps, agents, param, seed, estimator, graph, grid_size, population, preset
     )
     names = _split_list(params) or list(entry.param_space.names)
     valid = _observables_of(sim_model)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agentgrad.engine import Model
 from agentgrad.estimators import Estimator
 from agentgrad.models.amof import AMOF, AMOF_PARAMS
 from agentgrad.models.ode import sir_mean_field, sir_ode
+from agentgrad.models.predator_prey import PREDATOR_PREY_PARAMS, PRESETS, PredatorPrey, preset
 from agentgrad.models.schelling import SCHELLING_PARAMS, Schelling
 from agentgrad.models.seirm import SEIRM, SEIRM_PARAMS
 from agentgrad.models.sir_network import SIR_NETWORK_PARAMS, SIRNetwork, SIRState
@@ -40,6 +41,7 @@ class ModelEntry:
     default_steps: int
     options: tuple[str, ...]
     build: Callable[[BuildOptions], Model]
+    presets: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def _build_sir_network(o: BuildOptions) -> SIRNetwork:
@@ -89,6 +91,12 @@ def _build_seirm(o: BuildOptions) -> SEIRM:
     return SEIRM(population, estimator=o.estimator)
 
 
+def _build_predator_prey(o: BuildOptions) -> PredatorPrey:
+    size = o.grid_size or 32
+    agents = o.agents if o.agents is not None else 2 * size * size
+    return PredatorPrey(size, agents, estimator=o.estimator)
+
+
 def _build_schelling(o: BuildOptions) -> Schelling:
     size = o.grid_size or 51
     agents = o.agents if o.agents is not None else int(0.75 * size * size)
@@ -136,6 +144,15 @@ REGISTRY: dict[str, ModelEntry] = {
         ("agents", "graph", "population"),
         _build_seirm,
     ),
+    "predator-prey": ModelEntry(
+        "predator-prey",
+        "predator-prey with life phases, parent links and Psi transition tables (--preset)",
+        PREDATOR_PREY_PARAMS,
+        30,
+        ("agents", "grid_size"),
+        _build_predator_prey,
+        {name: preset(name) for name in PRESETS},
+    ),
     "schelling": ModelEntry(
         "schelling",
         "Schelling segregation on a torus (relocation with conflict resolution)",
@@ -148,6 +165,7 @@ REGISTRY: dict[str, ModelEntry] = {
 
 __all__ = [
     "AMOF",
+    "PredatorPrey",
     "REGISTRY",
     "BuildOptions",
     "ModelEntry",
