@@ -39,9 +39,19 @@ def _fit(model, observed, epochs: int, gradient: str, ad: str):
 
     from agentgrad.calibration import calibrate
 
-    return calibrate(model, observed, jax.random.key(2), loss="mse", family="flow",
-                     kl_weight=1e-3, n_samples=SAMPLES, n_sims=SIMS, epochs=epochs,
-                     gradient=gradient, ad=ad)
+    return calibrate(
+        model,
+        observed,
+        jax.random.key(2),
+        loss="mse",
+        family="flow",
+        kl_weight=1e-3,
+        n_samples=SAMPLES,
+        n_sims=SIMS,
+        epochs=epochs,
+        gradient=gradient,
+        ad=ad,
+    )
 
 
 def worker(mode: str, steps: int) -> dict:
@@ -64,9 +74,11 @@ def main() -> None:
     model, observed = _setup(args.steps)
     print(f"Part 1: {AGENTS} agents, {args.steps} steps, {SAMPLES} samples x {SIMS} runs/epoch")
     print(f"{'method':<18} {'s / epoch':>10} {'µs / agent-step':>16}")
-    for label, gradient, ad in (("pathwise-hybrid", "pathwise", "hybrid"),
-                                ("pathwise-reverse", "pathwise", "reverse"),
-                                ("vargrad", "vargrad", "reverse")):
+    for label, gradient, ad in (
+        ("pathwise-hybrid", "pathwise", "hybrid"),
+        ("pathwise-reverse", "pathwise", "reverse"),
+        ("vargrad", "vargrad", "reverse"),
+    ):
         t0 = time.perf_counter()
         _fit(model, observed, 1, gradient, ad)
         t1 = time.perf_counter()
@@ -80,8 +92,12 @@ def main() -> None:
     for steps in args.memory_steps:
         cells = []
         for mode in ("hybrid", "reverse"):
-            out = subprocess.run([sys.executable, __file__, "--worker", mode, str(steps)],
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--worker", mode, str(steps)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             cells.append(json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"])
         print(f"{steps:>6} {cells[0]:>10.0f} {cells[1]:>10.0f}", flush=True)
 

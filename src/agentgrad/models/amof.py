@@ -9,8 +9,10 @@ equally by its ``n_f`` members; agent utility is Cobb-Douglas,
 ``U_i = (O_f / n_f)^theta_i (1 - e_i)^(1 - theta_i)``.
 
 Each step every agent evaluates the options ``F_i`` = its current firm, its friends' firms
-(1-4 random friends, fixed) and a new singleton firm (with freshly drawn ``a, b``; not
-offered to an agent already alone).  For each it takes Axtell's closed-form optimal effort
+(1-4 random friends, fixed) and a new singleton firm (not offered to an agent already
+alone).  Each agent's prospective start-up has its own technology ``(a, b)``, drawn from
+the firm Beta laws once at the start (drawing afresh every step would cost ~7x the rest of
+the step in forward mode, for the implicit Beta gradients).  For each it takes Axtell's closed-form optimal effort
 (``E`` the firm's effort without agent ``i``)::
 
     x* = E + e*  solves  b(1 + theta) x^2 + (a - 2 theta b (1 + E)) x - theta a (1 + E) = 0,
@@ -73,6 +75,8 @@ class AMOFState(eqx.Module):
     total_effort: jax.Array  # (N,) E per slot
     a: jax.Array  # (N,) production scale per slot
     b: jax.Array  # (N,) increasing returns per slot
+    startup_a: jax.Array  # (N,) a of the firm each agent would found
+    startup_b: jax.Array  # (N,) b of the firm each agent would found
 
 
 def optimal_effort(theta: jax.Array, E: jax.Array, a: jax.Array, b: jax.Array) -> jax.Array:
@@ -127,10 +131,11 @@ class AMOF(Model):
 
     def init(self, params: Params, key: jax.Array) -> AMOFState:
         N, K = self.n_agents, self.max_friends
-        k_theta, k_effort, k_firm, k_count, k_friend = jax.random.split(key, 5)
+        k_theta, k_effort, k_firm, k_count, k_friend, k_startup = jax.random.split(key, 6)
         theta = jax.random.beta(k_theta, params["alpha_theta"], params["beta_theta"], (N,))
         effort = jax.random.beta(k_effort, params["alpha_effort"], params["beta_effort"], (N,))
         a, b = self._firm_draws(params, k_firm)
+        startup_a, startup_b = self._firm_draws(params, k_startup)
         # 1..K distinct-from-self random friends (§10.1)
         n_friends = jax.random.randint(k_count, (N,), 1, K + 1)
         offset = jax.random.randint(k_friend, (N, K), 1, N)
@@ -146,6 +151,8 @@ class AMOF(Model):
             total_effort=effort,
             a=a,
             b=b,
+            startup_a=startup_a,
+            startup_b=startup_b,
         )
 
     def options(self, s: AMOFState, new_a: jax.Array, new_b: jax.Array):
@@ -176,7 +183,7 @@ class AMOF(Model):
 
     def step(self, s: AMOFState, params: Params, key: jax.Array, t: jax.Array) -> AMOFState:
         N = self.n_agents
-        new_a, new_b = self._firm_draws(params, key)
+        new_a, new_b = s.startup_a, s.startup_b
         slots, valid, E, n, a, b = self.options(s, new_a, new_b)
         theta = s.theta[:, None]
         e_opt = optimal_effort(theta, E, a, b)
