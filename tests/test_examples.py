@@ -47,3 +47,28 @@ def test_calibrate_sir_example(monkeypatch, capsys, tmp_path):
     assert (tmp_path / "calibrate_sir.png").stat().st_size > 1000
     out = capsys.readouterr().out
     assert out.count("\n") == 10 and "quarantine_start" in out
+
+
+def test_firms_sugarscape_example(monkeypatch, capsys, tmp_path):
+    args = [
+        "--firm-agents",
+        "60",
+        "--firm-steps",
+        "2",
+        "--sugar-size",
+        "8",
+        "--sugar-agents",
+        "10",
+        "--sugar-steps",
+        "2",
+        "--runs",
+        "4",
+        "--out",
+        str(tmp_path),
+    ]
+    monkeypatch.setattr(sys, "argv", ["x", *args])
+    runpy.run_path("examples/firms_sugarscape_gradients.py", run_name="__main__")
+    for name in ("amof", "sugarscape"):
+        assert (tmp_path / f"{name}_gradcheck.png").stat().st_size > 1000
+    out = capsys.readouterr().out
+    assert "alpha_theta" in out and "p_vision_high" in out
