@@ -13,10 +13,10 @@ Best of ``--repeats`` after compilation, default parameters, straight-through es
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
+from _timing import best_time
 
 import agentgrad as ag
 from agentgrad.models import AMOF, SEIRM, PredatorPrey, Schelling, Sugarscape
@@ -53,16 +53,6 @@ CASES = {
 }
 
 
-def best_time(fn, repeats: int) -> float:
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def measure(name: str, n_agents: int, model, observable: str, steps: int, repeats: int) -> dict:
     params = model.param_space.defaults()
     key = jax.random.key(0)
@@ -81,12 +71,12 @@ def measure(name: str, n_agents: int, model, observable: str, steps: int, repeat
         "model": name,
         "agents": n_agents,
         "steps": steps,
-        "forward": best_time(lambda: forward(params), repeats),
-        "jvp": best_time(lambda: tangent(params), repeats),
+        "forward": best_time(forward, params, repeats=repeats),
+        "jvp": best_time(tangent, params, repeats=repeats),
     }
     if name != "sugarscape":
         grad = jax.jit(jax.grad(forward))
-        row["grad"] = best_time(lambda: grad(params), repeats)
+        row["grad"] = best_time(grad, params, repeats=repeats)
     return row
 
 

@@ -24,11 +24,11 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+from _timing import best_time
 
 import agentgrad as ag
 from agentgrad.models import SEIRM
@@ -55,16 +55,6 @@ def setup(venv: Path) -> None:
     subprocess.run([*pip, *PINS], check=True)
 
 
-def best_time(fn, repeats: int) -> float:
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def agentgrad_times(population, steps: int, repeats: int) -> dict:
     model = SEIRM(population)
     params = model.param_space.complete({"initial_infected": 0.01})
@@ -77,8 +67,8 @@ def agentgrad_times(population, steps: int, repeats: int) -> dict:
     forward = jax.jit(total)
     backward = jax.jit(jax.value_and_grad(total))
     return {
-        "forward": best_time(lambda: forward(params), repeats),
-        "backward": best_time(lambda: backward(params), repeats),
+        "forward": best_time(forward, params, repeats=repeats),
+        "backward": best_time(backward, params, repeats=repeats),
     }
 
 

@@ -12,24 +12,14 @@ deviation over ``--samples`` keys of each estimator's estimates.
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _timing import best_time
 
 import agentgrad as ag
 from agentgrad.stochad import derivative_estimate
-
-
-def best_time(fn, *args, repeats=3):
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:

@@ -49,6 +49,7 @@ import jax.numpy as jnp
 
 from agentgrad.engine import Model
 from agentgrad.estimators import straight_through
+from agentgrad.models._checks import require_int
 from agentgrad.params import Param, Params, ParamSpace
 
 _BETA = (0.1, 20.0)
@@ -119,12 +120,8 @@ class AMOF(Model):
     state_feedback: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self) -> None:
-        if isinstance(self.n_agents, bool) or not isinstance(self.n_agents, int):
-            raise ValueError(f"n_agents must be an integer >= 2, got {self.n_agents!r}")
-        if self.n_agents < 2:
-            raise ValueError(f"n_agents must be an integer >= 2, got {self.n_agents!r}")
-        if not isinstance(self.max_friends, int) or self.max_friends < 1:
-            raise ValueError(f"max_friends must be a positive integer, got {self.max_friends!r}")
+        require_int("n_agents", self.n_agents, 2)
+        require_int("max_friends", self.max_friends, 1)
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
 

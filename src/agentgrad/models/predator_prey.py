@@ -36,6 +36,7 @@ import jax.numpy as jnp
 
 from agentgrad.engine import Model
 from agentgrad.estimators import Estimator, StraightThrough
+from agentgrad.models._checks import require_int
 from agentgrad.params import Param, Params, ParamSpace
 from agentgrad.sampling import categorical
 from agentgrad.spaces.grid import Grid
@@ -104,12 +105,8 @@ class PredatorPrey(Model):
     estimator: Estimator = StraightThrough()
 
     def __check_init__(self) -> None:
-        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 3:
-            raise ValueError(f"size must be an integer >= 3, got {self.size!r}")
-        if isinstance(self.n_agents, bool) or not isinstance(self.n_agents, int):
-            raise ValueError(f"n_agents must be an integer >= 2, got {self.n_agents!r}")
-        if self.n_agents < 2:
-            raise ValueError(f"n_agents must be an integer >= 2, got {self.n_agents!r}")
+        require_int("size", self.size, 3)
+        require_int("n_agents", self.n_agents, 2)
 
     @property
     def param_space(self) -> ParamSpace:

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 
 from agentgrad import soft
 from agentgrad.engine import Model
+from agentgrad.models._checks import require_int
 from agentgrad.params import Param, Params, ParamSpace
 from agentgrad.spaces.grid import Grid
 
@@ -50,13 +51,8 @@ class Schelling(Model):
     happiness_scale: float = eqx.field(static=True, default=0.05)
 
     def __check_init__(self) -> None:
-        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 3:
-            raise ValueError(f"size must be an integer >= 3, got {self.size!r}")
-        if not isinstance(self.n_agents, int) or not 2 <= self.n_agents < self.size**2:
-            raise ValueError(
-                f"n_agents must be an integer in [2, size^2 - 1] = [2, {self.size**2 - 1}], "
-                f"got {self.n_agents!r}"
-            )
+        require_int("size", self.size, 3)
+        require_int("n_agents", self.n_agents, 2, self.size**2 - 1)
         if not self.d_max >= 1 or not isinstance(self.max_trials, int) or self.max_trials < 1:
             raise ValueError("d_max must be >= 1 and max_trials a positive integer")
 

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 
 from agentgrad.engine import Model
 from agentgrad.estimators import Estimator, GumbelSoftmax
+from agentgrad.models._checks import require_int
 from agentgrad.params import Param, Params, ParamSpace
 from agentgrad.sampling import bernoulli
 from agentgrad.spaces.grid import Grid
@@ -47,18 +48,10 @@ class SIRSGrid(Model):
     estimator: Estimator = GumbelSoftmax(0.05)
 
     def __check_init__(self) -> None:
-        for name in ("size", "n_agents"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if self.n_agents > self.size**2:
-            raise ValueError(
-                f"n_agents={self.n_agents} does not fit on a {self.size}x{self.size} grid"
-            )
-        for name in ("n_infected", "n_recovered"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 0:
-                raise ValueError(f"{name} must be a non-negative integer, got {v!r}")
+        require_int("size", self.size, 1)
+        require_int("n_agents", self.n_agents, 1, self.size**2)
+        require_int("n_infected", self.n_infected, 0)
+        require_int("n_recovered", self.n_recovered, 0)
         if self.n_infected + self.n_recovered > self.n_agents:
             raise ValueError("n_infected + n_recovered must not exceed n_agents")
 
