@@ -70,3 +70,28 @@ def test_segregation_at_low_thresholds_not_at_high():
         final[xi] = seg[-1] - seg[0]
     assert final[0.625] > 0.3 and final[0.75] > 0.08
     assert final[0.875] < 0.05
+
+
+def test_happiness_tangent_is_the_derivative_of_the_smoothed_count():
+    """E[happy](xi) is piecewise constant (similarities are fractions k/n, n <= 8), so
+    plain FD depends on its step (measured on 30x30/675 agents: AD -1052 vs FD -1549 at
+    xi=0.55, -805 vs -827 at 0.4, h=0.08).  What the sigmoid tangent estimates is the
+    derivative of the count smoothed by a logistic of scale ``happiness_scale``:
+    d/dxi E_eps[sum 1(r >= xi + eps)], eps ~ Logistic(0, s).  Checked on a fixed state
+    against central differences of that smoothed count (20000 common eps draws, 3 s.e.)."""
+    model = Schelling(size=30, n_agents=675)
+    params = {"threshold": jnp.float32(0.55)}
+    state = model.init(params, jax.random.key(4))
+    _, tangent = jax.jvp(
+        lambda p: jnp.sum(model.happiness(state, p)), (params,), ({"threshold": 1.0},)
+    )
+    r, occupied = (np.asarray(a).ravel() for a in model.similarity(state))
+    r = r[occupied > 0]
+    eps = jax.random.logistic(jax.random.key(5), (20_000,)) * model.happiness_scale
+    h = 0.01
+
+    def smoothed(xi):
+        return np.sum(r[None, :] >= (xi + np.asarray(eps))[:, None], axis=1)
+
+    diff = (smoothed(0.55 + h) - smoothed(0.55 - h)) / (2 * h)
+    assert abs(float(tangent) - diff.mean()) < 3 * diff.std() / np.sqrt(diff.size)
