@@ -49,7 +49,11 @@ class SIRSGrid(Model):
 
     def __check_init__(self) -> None:
         require_int("size", self.size, 1)
-        require_int("n_agents", self.n_agents, 1, self.size**2)
+        require_int("n_agents", self.n_agents, 1)
+        if self.n_agents > self.size**2:
+            raise ValueError(
+                f"n_agents={self.n_agents} does not fit on a {self.size}x{self.size} grid"
+            )
         require_int("n_infected", self.n_infected, 0)
         require_int("n_recovered", self.n_recovered, 0)
         if self.n_infected + self.n_recovered > self.n_agents:
