@@ -11,3 +11,12 @@ import pytest  # noqa: E402
 @pytest.fixture
 def key():
     return jax.random.key(0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_code():
+    """Drop compiled executables after each test module.  Every executable keeps memory
+    mappings; the whole suite in one process otherwise passes Linux's default
+    vm.max_map_count (65530) and XLA aborts while compiling."""
+    yield
+    jax.clear_caches()
