@@ -20,6 +20,8 @@ def test_models_lists_models_and_parameters():
     assert result.exit_code == 0
     for text in ("sir-network", "sirs-grid", "quarantine_compliance", "p_wane"):
         assert text in result.output
+    for name in ("amof", "sugarscape", "seirm", "schelling", "predator-prey", "psi4"):
+        assert name in result.output
 
 
 def test_run_writes_netcdf_plot_and_summary(tmp_path):

@@ -71,7 +71,10 @@ def models_command() -> None:
             table.add_row(name, f"{p.default:g}", f"[{p.lower:g}, {p.upper:g}]", p.description)
         console.print(table)
         opts = ", ".join("--" + o.replace("_", "-") for o in entry.options)
-        console.print(f"  default --steps {entry.default_steps}; structural options: {opts}\n")
+        presets = f"; --preset {' | '.join(entry.presets)}" if entry.presets else ""
+        console.print(
+            f"  default --steps {entry.default_steps}; structural options: {opts}{presets}\n"
+        )
 
 
 ModelArg = Annotated[str, typer.Argument(help="model name, e.g. sir-network (see `models`)")]
