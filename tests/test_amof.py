@@ -5,9 +5,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from fdcheck import ad_and_fd, assert_tracks_fd
 
 import agentgrad as ag
-from agentgrad.gradients import ad_gradients, finite_differences
 from agentgrad.models import AMOF
 from agentgrad.models.amof import log_utility, optimal_effort
 
@@ -88,12 +88,8 @@ def test_first_order_gradients_track_finite_differences_for_all_eight_parameters
     ~10%).  The initial-effort parameters act at step 1 (AD -0.080 vs FD -0.092 for
     alpha_effort) and not after it in this surrogate."""
     model = AMOF(n_agents=300)
-    ad = ad_gradients(model, None, jax.random.key(1), 10, 32, "mean_output")
-    fd = finite_differences(model, None, jax.random.key(2), 10, 32, "mean_output")
-    for name in model.param_space.names:
-        diff = np.abs(ad.mean[name] - fd.mean[name])
-        tol = 4 * np.hypot(ad.se[name], fd.se[name]) + 0.25 * np.abs(fd.mean[name])
-        assert np.all(diff <= tol), (name, ad.mean[name], fd.mean[name])
+    ad, fd = ad_and_fd(model, 10, 32, "mean_output")
+    assert_tracks_fd(ad, fd, model.param_space.names, 0.25)
     assert fd.mean["alpha_theta"][-1] > 0.5 and fd.mean["beta_theta"][-1] < -0.5
     for name in ("alpha_effort", "beta_effort"):
         assert abs(fd.mean[name][0]) > 4 * fd.se[name][0]
@@ -106,12 +102,8 @@ def test_feedback_gradients_track_finite_differences_for_all_eight_parameters():
     (beta_theta, step 1, relative error 12%).  Later the feedback tangent blows up
     (module docstring)."""
     model = AMOF(n_agents=300, state_feedback=True)
-    ad = ad_gradients(model, None, jax.random.key(1), 3, 48, "mean_output")
-    fd = finite_differences(model, None, jax.random.key(2), 3, 48, "mean_output")
-    for name in model.param_space.names:
-        diff = np.abs(ad.mean[name] - fd.mean[name])
-        tol = 4 * np.hypot(ad.se[name], fd.se[name]) + 0.25 * np.abs(fd.mean[name])
-        assert np.all(diff <= tol), (name, ad.mean[name], fd.mean[name])
+    ad, fd = ad_and_fd(model, 3, 48, "mean_output")
+    assert_tracks_fd(ad, fd, model.param_space.names, 0.25)
     assert abs(fd.mean["beta_effort"][0]) > 4 * fd.se["beta_effort"][0]
     assert abs(ad.mean["beta_effort"][0]) > 0
 

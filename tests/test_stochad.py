@@ -228,16 +228,10 @@ def test_sir_two_agents_matches_exact_derivatives():
         assert_close(estimates(fn, base, direction, 40_000, seed=5), value, n_se=4.0)
 
 
-def test_sparse_network_only_stochastic_derivative_is_unbiased():
-    """§5.3.1 Fig. 15b setting, scaled for CI: Erdős–Rényi, 500 agents, edge probability
-    0.01 (~1% of the population as contacts), 10 days, 2000 runs (FD 2000 runs, common
-    random numbers).  StochasticDerivative stays within 4 combined standard errors of FD at
-    every step; straight-through, Gumbel-softmax (0.1) and smoothed are biased (observed
-    max |z| 10-30 at 4000 runs)."""
-    graph = ag.graphs.erdos_renyi(500, p=0.01, key=jax.random.key(0))
-    model = ag.models.SIRNetwork(graph=graph)
-    result = ag.gradients.compare_estimators(
-        model,
+def _four_estimators_vs_fd(graph):
+    """d E[new infections_t] / d(beta, initial_infected), 10 days, 2000 runs, no policies."""
+    return ag.gradients.compare_estimators(
+        ag.models.SIRNetwork(graph=graph),
         FOUR,
         {**NO_POLICY, "initial_infected": 0.02},
         jax.random.key(1),
@@ -246,6 +240,16 @@ def test_sparse_network_only_stochastic_derivative_is_unbiased():
         "new_infected",
         parameters=["beta", "initial_infected"],
     )
+
+
+def test_sparse_network_only_stochastic_derivative_is_unbiased():
+    """§5.3.1 Fig. 15b setting, scaled for CI: Erdős–Rényi, 500 agents, edge probability
+    0.01 (~1% of the population as contacts), 10 days, 2000 runs (FD 2000 runs, common
+    random numbers).  StochasticDerivative stays within 4 combined standard errors of FD at
+    every step; straight-through, Gumbel-softmax (0.1) and smoothed are biased (observed
+    max |z| 10-30 at 4000 runs)."""
+    graph = ag.graphs.erdos_renyi(500, p=0.01, key=jax.random.key(0))
+    result = _four_estimators_vs_fd(graph)
     z = result.summary.set_index(["estimator", "parameter"])["max_abs_z"]
     for name in ("beta", "initial_infected"):
         assert z[("sad", name)] <= 4.0, (name, z[("sad", name)])
@@ -256,15 +260,5 @@ def test_sparse_network_only_stochastic_derivative_is_unbiased():
 def test_complete_graph_all_four_estimators_agree_with_fd():
     """§5.3.1 "Complete contact network": 1000 agents, 10 days, 2000 runs: relative L2 error
     over steps below 15% for every estimator (observed 1-8%)."""
-    model = ag.models.SIRNetwork(graph=ag.graphs.complete(1000))
-    result = ag.gradients.compare_estimators(
-        model,
-        FOUR,
-        {**NO_POLICY, "initial_infected": 0.02},
-        jax.random.key(1),
-        10,
-        2000,
-        "new_infected",
-        parameters=["beta", "initial_infected"],
-    )
+    result = _four_estimators_vs_fd(ag.graphs.complete(1000))
     assert (result.summary["rel_error"] < 0.15).all(), result.summary
