@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 
-from _memory import peak_since, reset_peak
+from _memory import peak_since, reset_peak, run_worker
 
 AGENTS, SAMPLES, SIMS = 10_000, 5, 2
 
@@ -92,13 +90,7 @@ def main() -> None:
     for steps in args.memory_steps:
         cells = []
         for mode in ("hybrid", "reverse"):
-            out = subprocess.run(
-                [sys.executable, __file__, "--worker", mode, str(steps)],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            cells.append(json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"])
+            cells.append(run_worker(__file__, mode, steps)["peak_mb"])
         print(f"{steps:>6} {cells[0]:>10.0f} {cells[1]:>10.0f}", flush=True)
 
 

@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 
-from _memory import peak_since, reset_peak
+from _memory import peak_since, reset_peak, run_worker
 
 AGENTS = 10_000
 
@@ -103,13 +101,7 @@ def main() -> None:
     for steps in args.steps:
         cells = []
         for mode in modes:
-            out = subprocess.run(
-                [sys.executable, __file__, "--worker", mode, str(steps)],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            cells.append(json.loads(out.stdout.strip().splitlines()[-1])["peak_mb"])
+            cells.append(run_worker(__file__, mode, steps)["peak_mb"])
         print(f"{steps:>6} " + " ".join(f"{c:>19.0f}" for c in cells), flush=True)
 
 

@@ -16,13 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 
 import numpy as np
-from _memory import peak_since, reset_peak
+from _memory import peak_since, reset_peak, run_worker
 
 MODES = ("numpy", "forward", "reverse", "jacfwd")
 N_STEPS = 60
@@ -139,21 +137,7 @@ def main() -> None:
             )
             r = {}
             for mode in MODES:
-                out = subprocess.run(
-                    [
-                        sys.executable,
-                        __file__,
-                        "--worker",
-                        path,
-                        mode,
-                        "--repeats",
-                        str(args.repeats),
-                    ],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                r[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+                r[mode] = run_worker(__file__, path, mode, "--repeats", args.repeats)
             t = {m: r[m]["time_s"] for m in MODES}
             mem = "/".join(f"{r[m]['peak_mb']:.0f}" for m in MODES)
             print(
