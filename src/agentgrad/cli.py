@@ -261,30 +261,28 @@ def gradcheck_command(
     from agentgrad.gradients import compare_estimators
     from agentgrad.plotting import plot_gradcheck
 
-    if estimators is None:
-        probe = _setup(
-            model, steps, agents, param, seed, "st", graph, grid_size, population, preset
-        )[3]
-        estimators = "st" if hasattr(probe, "estimator") else "model"
-    labels = _split_list(estimators) or []
-    if not labels:
+    labels = None if estimators is None else _split_list(estimators)
+    if labels == []:
         fail("--estimators needs at least one estimator, e.g. st,gs:0.1")
     try:
-        parsed = {label: None if label == "model" else parse_estimator(label) for label in labels}
+        parsed = {lab: None if lab == "model" else parse_estimator(lab) for lab in labels or []}
     except ValueError as err:
         fail(str(err))
     if runs < 1 or (fd_runs is not None and fd_runs < 1):
         fail("--runs and --fd-runs must be positive integers")
     if not rel_step > 0:
         fail(f"--rel-step must be > 0, got {rel_step}")
+    first = (parsed[labels[0]] if labels else None) or "st"
+    entry, n_steps, values, sim_model = _setup(
+        model, steps, agents, param, seed, first, graph, grid_size, population, preset
+    )
+    if labels is None:  # default: straight-through, or the surrogate of draw-free models
+        estimators = "st" if hasattr(sim_model, "estimator") else "model"
+        parsed = {estimators: parse_estimator("st") if estimators == "st" else None}
     expected = _split_list(expect_unbiased) or []
     unknown = [e for e in expected if e not in parsed]
     if unknown:
         fail(f"--expect-unbiased {unknown[0]!r} is not among --estimators {estimators!r}")
-    first = parsed[labels[0]] or "st"
-    entry, n_steps, values, sim_model = _setup(
-        model, steps, agents, param, seed, first, graph, grid_size, population, preset
-    )
     observable = observable or _observables_of(sim_model)[0]
     try:
         with console.status("differentiating and finite-differencing..."):
