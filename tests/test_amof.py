@@ -52,8 +52,7 @@ def test_chosen_firm_maximises_utility():
     state = model.init(params, key)
     k_step = jax.random.key(6)
     new = model.step(state, params, k_step, jnp.int32(0))
-    new_a, new_b = state.startup_a, state.startup_b
-    slots, valid, E, n, a, b = model.options(state, new_a, new_b)
+    slots, valid, E, n, a, b = model.options(state)
     theta = state.theta[:, None]
     e = optimal_effort(theta, E, a, b)
     u = np.where(valid, log_utility(theta, e, E, n, a, b), -np.inf)

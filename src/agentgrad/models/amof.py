@@ -163,7 +163,7 @@ class AMOF(Model):
             startup_b=startup_b,
         )
 
-    def options(self, s: AMOFState, new_a: jax.Array, new_b: jax.Array):
+    def options(self, s: AMOFState):
         """Per agent and option (current, friends' firms, new firm): slot (-1 for the new
         firm), validity, others' effort ``E``, size after joining, ``a``, ``b``."""
         N = self.n_agents
@@ -185,14 +185,13 @@ class AMOF(Model):
         n = jnp.where(current, s.size[safe], s.size[safe] + 1.0)
         E = jnp.where(new, 0.0, jnp.maximum(E, 0.0))
         n = jnp.where(new, 1.0, n)
-        a = jnp.where(new, new_a[:, None], s.a[safe])
-        b = jnp.where(new, new_b[:, None], s.b[safe])
+        a = jnp.where(new, s.startup_a[:, None], s.a[safe])
+        b = jnp.where(new, s.startup_b[:, None], s.b[safe])
         return slots, valid, E, n, a, b
 
     def step(self, s: AMOFState, params: Params, key: jax.Array, t: jax.Array) -> AMOFState:
         N = self.n_agents
-        new_a, new_b = s.startup_a, s.startup_b
-        slots, valid, E, n, a, b = self.options(s, new_a, new_b)
+        slots, valid, E, n, a, b = self.options(s)
         if not self.state_feedback:  # first-order surrogate (module docstring)
             first = t == 0  # the initial efforts' tangents enter the first choice only
             E = jnp.where(first, E, jax.lax.stop_gradient(E))
@@ -221,8 +220,8 @@ class AMOF(Model):
         size = jax.ops.segment_sum(choice.reshape(-1), flat, num_segments=N)  # eq. 39
         total = jax.ops.segment_sum((choice * effort[:, None]).reshape(-1), flat, num_segments=N)
         founded = jnp.where(founder, firm, N)
-        new_a_slot = s.a.at[founded].set(new_a, mode="drop")
-        new_b_slot = s.b.at[founded].set(new_b, mode="drop")
+        new_a_slot = s.a.at[founded].set(s.startup_a, mode="drop")
+        new_b_slot = s.b.at[founded].set(s.startup_b, mode="drop")
         return eqx.tree_at(
             lambda x: (x.effort, x.firm, x.size, x.total_effort, x.a, x.b),
             s,

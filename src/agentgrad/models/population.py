@@ -55,10 +55,6 @@ class Population:
             raise PopulationError(f"ages must be in [0, {MAX_AGE}] years")
 
     @property
-    def n_agents(self) -> int:
-        return int(np.asarray(self.ages).size)
-
-    @property
     def age_groups(self) -> np.ndarray:
         """Decade index 0..8 (80+ is group 8)."""
         return np.minimum(np.asarray(self.ages) // 10, N_AGE_GROUPS - 1).astype(np.int32)

@@ -38,7 +38,7 @@ from scipy import stats
 from agentgrad import soft
 from agentgrad.engine import Model
 from agentgrad.estimators import Estimator, StraightThrough
-from agentgrad.models.population import N_AGE_GROUPS, Population
+from agentgrad.models.population import Population
 from agentgrad.params import Param, Params, ParamSpace
 from agentgrad.sampling import bernoulli
 from agentgrad.spaces.graphs import Graph
@@ -86,12 +86,12 @@ class SEIRM(Model):
 
     graph: Graph
     age_group: jax.Array
-    mean_exposed: float = eqx.field(static=True, default=4.0)
-    mean_infectious: float = eqx.field(static=True, default=5.0)
-    efficacy_dose1: float = eqx.field(static=True, default=0.5)
-    efficacy_dose2: float = eqx.field(static=True, default=0.9)
-    gate_sigma: float = eqx.field(static=True, default=1.0)
-    estimator: Estimator = StraightThrough()
+    mean_exposed: float = eqx.field(static=True)
+    mean_infectious: float = eqx.field(static=True)
+    efficacy_dose1: float = eqx.field(static=True)
+    efficacy_dose2: float = eqx.field(static=True)
+    gate_sigma: float = eqx.field(static=True)
+    estimator: Estimator
 
     def __init__(
         self,
@@ -209,4 +209,4 @@ class SEIRM(Model):
         return out
 
 
-__all__ = ["IFR", "N_AGE_GROUPS", "SEIRM", "SEIRM_PARAMS", "SUSCEPTIBILITY", "SEIRMState"]
+__all__ = ["IFR", "SEIRM", "SEIRM_PARAMS", "SUSCEPTIBILITY", "SEIRMState"]
