@@ -1,45 +1,299 @@
 """The ``agentgrad`` command line.
 
-``agentgrad models`` lists the model library; ``agentgrad run MODEL ...`` simulates
-an ensemble and writes ``observables.nc``, ``observables.png`` and a summary;
-``agentgrad gradcheck`` compares gradient estimators with finite differences;
-``agentgrad sensitivity`` writes the Jacobian of an observable over time.  Bad input
-prints one ``error: ...`` line and exits with code 2.
+``agentgrad models [NAME]`` describes the model library; ``run`` simulates an ensemble;
+``gradcheck`` compares gradient estimators with finite differences; ``sensitivity``
+writes the Jacobian of an observable over time; ``calibrate`` fits a posterior;
+``population synthesize`` writes a synthetic population.  MODEL is a library name,
+``path/to/file.py:Class``, ``package.module:Class`` or an ``agentgrad.models`` entry
+point (:mod:`agentgrad.plugins`).
+
+Rules every command follows: bad input (including usage errors) prints one
+``error: ...`` line and exits with code 2 before any work is spent; ``--out`` is
+checked before computing; outputs are written atomically, with a fallback directory
+if writing fails at the end (:mod:`agentgrad.outputs`); work that cannot fit in memory
+is refused up front (:mod:`agentgrad.resources`); Ctrl-C prints one line and exits 130.
 """
 
-from __future__ import annotations
-
+import functools
+import inspect
+import json
 import math
+import os
 import sys
+import warnings
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperGroup
+
+from agentgrad.errors import AgentgradError
+
+try:  # typer >= 0.20 vendors click
+    from typer import _click as click
+except ImportError:  # pragma: no cover - older typer
+    import click
+
+console = Console()
+SEED_MAX = 2**32 - 1
+
+
+class Interrupted(AgentgradError):
+    """Ctrl-C during a command; the message says what was kept."""
+
+
+def _error_line(message: str) -> None:
+    text = " ".join(str(message).split())
+    Console(stderr=True).print(f"[red]error:[/red] {text}", highlight=False, soft_wrap=True)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    text = " ".join(str(message).split())
+    Console(stderr=True).print(f"[yellow]warning:[/yellow] {text}", highlight=False, soft_wrap=True)
+
+
+class _Group(TyperGroup):
+    """Typer group whose every failure is one ``error:`` line (usage errors included)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        code = _guarded(
+            lambda: super(_Group, self).main(
+                args, prog_name, complete_var, standalone_mode=False, **extra
+            )
+        )
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _guarded(call) -> int:
+    """Run the click command ``call``; translate every failure into an exit code."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = _show_warning
+        return _translate(call)
+
+
+def _translate(call) -> int:
+    try:
+        rv = call()
+        if rv == 130:
+            _error_line("interrupted (Ctrl-C); nothing was written")
+        return rv if isinstance(rv, int) else 0
+    except click.exceptions.NoArgsIsHelpError as err:
+        click.echo(err.ctx.get_help() if err.ctx else str(err))
+        return 0
+    except click.exceptions.UsageError as err:
+        hint = f" (see `{err.ctx.command_path} --help`)" if err.ctx else ""
+        _error_line(f"{err.format_message()}{hint}")
+        return 2
+    except (typer.Abort, KeyboardInterrupt):
+        _error_line("interrupted (Ctrl-C); nothing was written")
+        return 130
+    except Interrupted as err:
+        _error_line(str(err))
+        return 130
+    except AgentgradError as err:
+        _error_line(str(err))
+        return 2
+    except MemoryError:
+        _error_line("out of memory; use fewer --runs, a smaller --batch or fewer --agents")
+        return 2
+    except Exception as err:
+        if os.environ.get("AGENTGRAD_DEBUG"):
+            raise
+        _error_line(
+            f"internal error ({type(err).__name__}: {err}); please report it, and rerun "
+            "with AGENTGRAD_DEBUG=1 for the traceback"
+        )
+        return 1
+
 
 app = typer.Typer(
+    cls=_Group,
     help="Differentiable agent-based models: simulate, differentiate, calibrate.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
-console = Console()
+population_app = typer.Typer(
+    cls=_Group, help="Synthetic populations for network epidemic models.", no_args_is_help=True
+)
+app.add_typer(population_app, name="population")
 
 
 def fail(message: str) -> None:
-    """Print a one-line error and exit with code 2."""
-    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
+    """Abort the command with a one-line error (exit code 2)."""
+    raise AgentgradError(message)
 
 
-def _entry(name: str):
-    from agentgrad.models import REGISTRY
+def _version(value: bool) -> None:
+    if value:
+        import jax
 
-    if name not in REGISTRY:
-        fail(f"unknown model {name!r}; available: {', '.join(REGISTRY)} (see `agentgrad models`)")
-    return REGISTRY[name]
+        from agentgrad import __version__
+
+        typer.echo(
+            f"agentgrad {__version__} (jax {jax.__version__}, python {sys.version.split()[0]})"
+        )
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", is_eager=True, callback=_version, help="show the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """Differentiable agent-based models: simulate, differentiate, calibrate."""
+
+
+# --------------------------------------------------------------------------- model options
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """The options every command takes to build and parameterise a model."""
+
+    model: str
+    steps: int | None
+    agents: int | None
+    param: list[str] | None
+    seed: int
+    estimator: str | None
+    graph: str | None
+    population: Path | None
+    preset: str | None
+    grid_size: int | None
+
+
+def _shared_parameters(estimator_help: str | None) -> list[inspect.Parameter]:
+    kw = inspect.Parameter.KEYWORD_ONLY
+
+    def p(name, annotation, default):
+        return inspect.Parameter(name, kw, annotation=annotation, default=default)
+
+    params = [
+        p(
+            "steps",
+            Annotated[int | None, typer.Option(help="number of steps (model default)")],
+            None,
+        ),
+        p("agents", Annotated[int | None, typer.Option(help="number of agents")], None),
+        p(
+            "param",
+            Annotated[
+                list[str] | None,
+                typer.Option("--param", "-p", help="parameter value, name=value (repeatable)"),
+            ],
+            None,
+        ),
+        p("seed", Annotated[int, typer.Option(help=f"random seed in [0, {SEED_MAX}]")], 0),
+        p(
+            "graph",
+            Annotated[
+                str | None,
+                typer.Option(
+                    help="network models: complete | erdos-renyi:MEAN_DEGREE | "
+                    "watts-strogatz:K:P | barabasi-albert:M | file:PATH"
+                ),
+            ],
+            None,
+        ),
+        p(
+            "population",
+            Annotated[
+                Path | None,
+                typer.Option(help="seirm: directory with ages.csv and contacts.csv"),
+            ],
+            None,
+        ),
+        p(
+            "preset",
+            Annotated[
+                str | None, typer.Option(help="named parameter set, e.g. predator-prey psi1")
+            ],
+            None,
+        ),
+        p("grid_size", Annotated[int | None, typer.Option(help="grid models: side length")], None),
+    ]
+    if estimator_help is not None:
+        params.insert(
+            4,
+            p(
+                "estimator",
+                Annotated[str | None, typer.Option(help=f"{estimator_help} (default st)")],
+                None,
+            ),
+        )
+    return params
+
+
+def model_command(estimator_help: str | None = "st | gs:TAU | gs-soft:TAU | none | sad"):
+    """Decorate a command ``fn(opts: ModelOptions, ...)``: adds the MODEL argument and the
+    shared model options to its command-line signature (declared once, here)."""
+
+    def decorate(fn):
+        sig = inspect.signature(fn)
+        own = [p for name, p in sig.parameters.items() if name != "opts"]
+        model_arg = inspect.Parameter(
+            "model",
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            annotation=Annotated[
+                str,
+                typer.Argument(
+                    help="model: a library name (see `agentgrad models`), "
+                    "path/to/file.py:Class or package.module:Class"
+                ),
+            ],
+        )
+        shared = _shared_parameters(estimator_help)
+        names = [p.name for p in shared]
+        own_kw = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+
+        @functools.wraps(fn)
+        def wrapper(model: str, **kwargs):
+            values = {n: kwargs.pop(n) for n in names}
+            values.setdefault("estimator", None)
+            return fn(ModelOptions(model=model, **values), **kwargs)
+
+        params = [model_arg, *shared, *own_kw]
+        wrapper.__signature__ = sig.replace(parameters=params)
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return wrapper
+
+    return decorate
+
+
+@dataclass
+class Setup:
+    """A validated model: its registry entry, built model, parameters and steps."""
+
+    entry: Any
+    model: Any
+    params: dict
+    n_steps: int
+    estimator: str
+    opts: ModelOptions
+
+
+def _check_seed(seed: int) -> None:
+    if not 0 <= seed <= SEED_MAX:
+        fail(f"--seed must be an integer in [0, {SEED_MAX}], got {seed}")
+
+
+def _check_finite(**values: float) -> None:
+    for name, value in values.items():
+        if not math.isfinite(value) or value <= 0:
+            fail(f"--{name.replace('_', '-')} must be a finite number > 0, got {value}")
 
 
 def parse_param_assignments(items: list[str]) -> dict[str, float]:
@@ -47,130 +301,223 @@ def parse_param_assignments(items: list[str]) -> dict[str, float]:
     out: dict[str, float] = {}
     for item in items:
         name, sep, value = item.partition("=")
-        if not sep or not name.strip():
+        name = name.strip()
+        if not sep or not name:
             fail(f"--param {item!r} must look like name=value")
+        if name in out:
+            fail(f"parameter {name!r} is given twice")
         try:
-            out[name.strip()] = float(value)
+            out[name] = float(value)
         except ValueError:
             fail(f"--param {item!r}: {value!r} is not a number")
-        if not math.isfinite(out[name.strip()]):
+        if not math.isfinite(out[name]):
             fail(f"--param {item!r}: value must be finite")
     return out
 
 
-@app.command("models")
-def models_command() -> None:
-    """List the models and their parameters."""
-    from agentgrad.models import REGISTRY
+def _setup(opts: ModelOptions) -> Setup:
+    """Validate the shared options, check the build fits in memory, build the model.
 
-    for entry in REGISTRY.values():
-        table = Table(title=f"{entry.name} — {entry.summary}", title_justify="left")
-        for col in ("parameter", "default", "bounds", "description"):
-            table.add_column(col)
-        for name, p in entry.param_space.params.items():
-            table.add_row(name, f"{p.default:g}", f"[{p.lower:g}, {p.upper:g}]", p.description)
-        console.print(table)
-        opts = ", ".join("--" + o.replace("_", "-") for o in entry.options)
-        presets = f"; --preset {' | '.join(entry.presets)}" if entry.presets else ""
-        console.print(
-            f"  default --steps {entry.default_steps}; structural options: {opts}{presets}\n"
-        )
+    Invalid values raise ``ValueError`` in the library (estimators, model checks); here
+    they are user input, reported as one line."""
+    try:
+        return _setup_model(opts)
+    except ValueError as err:
+        raise AgentgradError(str(err)) from None
 
 
-ModelArg = Annotated[str, typer.Argument(help="model name, e.g. sir-network (see `models`)")]
-StepsOpt = Annotated[int | None, typer.Option(help="number of steps (model default)")]
-AgentsOpt = Annotated[int | None, typer.Option(help="number of agents")]
-ParamOpt = Annotated[
-    list[str] | None, typer.Option("--param", "-p", help="parameter value, name=value")
-]
-SeedOpt = Annotated[int, typer.Option(help="random seed")]
-GraphOpt = Annotated[
-    str | None,
-    typer.Option(
-        help="network models: complete | erdos-renyi:MEAN_DEGREE | watts-strogatz:K:P | "
-        "barabasi-albert:M | file:PATH"
-    ),
-]
-PopulationOpt = Annotated[
-    Path | None,
-    typer.Option(help="seirm: directory with ages.csv and contacts.csv (see the user guide)"),
-]
-PresetOpt = Annotated[
-    str | None, typer.Option(help="named parameter set, e.g. predator-prey psi1..psi4")
-]
-GridOpt = Annotated[int | None, typer.Option(help="grid models: side length")]
-RunsOpt = Annotated[int, typer.Option(help="number of independent runs")]
-OutOpt = Annotated[Path, typer.Option(help="output directory")]
-
-
-def _setup(
-    model, steps, agents, param, seed, estimator, graph, grid_size, population=None, preset=None
-):
-    """Validate the shared model options; return (entry, n_steps, params, model)."""
+def _setup_model(opts: ModelOptions) -> Setup:
     from agentgrad.estimators import parse_estimator
     from agentgrad.models import BuildOptions
+    from agentgrad.plugins import resolve_model
+    from agentgrad.resources import check_size
 
-    entry = _entry(model)
+    entry = resolve_model(opts.model)
+    _check_seed(opts.seed)
     structural = (
-        ("agents", agents),
-        ("graph", graph),
-        ("grid_size", grid_size),
-        ("population", population),
+        ("agents", opts.agents),
+        ("graph", opts.graph),
+        ("grid_size", opts.grid_size),
+        ("population", opts.population),
+        ("estimator", opts.estimator),
     )
     for option, value in structural:
         if value is not None and option not in entry.options:
-            fail(f"--{option.replace('_', '-')} does not apply to {model}")
-    for option, value in (("steps", steps), ("agents", agents), ("grid-size", grid_size)):
+            why = ": it has no random draws" if option == "estimator" else ""
+            fail(f"--{option.replace('_', '-')} does not apply to {opts.model}{why}")
+    for option, value in (
+        ("steps", opts.steps),
+        ("agents", opts.agents),
+        ("grid-size", opts.grid_size),
+    ):
         if value is not None and value < 1:
             fail(f"--{option} must be a positive integer, got {value}")
-    try:
-        est = parse_estimator(estimator) if isinstance(estimator, str) else estimator
-        base = {}
-        if preset is not None:
-            if not entry.presets:
-                fail(f"--preset does not apply to {model}")
-            if preset not in entry.presets:
-                fail(f"unknown preset {preset!r} for {model}; choose {', '.join(entry.presets)}")
-            base = dict(entry.presets[preset])
-        assigned = {**base, **parse_param_assignments(param or [])}
-        params = entry.param_space.complete(assigned)
-        sim_model = entry.build(
-            BuildOptions(est, seed, agents, graph, grid_size, population and str(population))
-        )
-    except ValueError as err:
-        fail(str(err))
-    return entry, steps or entry.default_steps, params, sim_model
+    if opts.agents is not None:
+        check_size(opts.agents, "--agents")
+    if opts.grid_size is not None:
+        check_size(opts.grid_size * opts.grid_size, "--grid-size squared (grid cells)")
+    if opts.steps is not None:
+        check_size(opts.steps, "--steps")
+    if opts.population is not None and not str(opts.population).strip():
+        fail("--population is empty; give a directory with ages.csv and contacts.csv")
+    label = opts.estimator or "st"
+    est = parse_estimator(label)
+    base = {}
+    if opts.preset is not None:
+        if not entry.presets:
+            fail(f"--preset does not apply to {opts.model}")
+        if opts.preset not in entry.presets:
+            choices = ", ".join(entry.presets)
+            fail(f"unknown preset {opts.preset!r} for {opts.model}; choose {choices}")
+        base = dict(entry.presets[opts.preset])
+    params = entry.param_space.complete({**base, **parse_param_assignments(opts.param or [])})
+    population = None if opts.population is None else str(opts.population)
+    model = entry.build(
+        BuildOptions(est, opts.seed, opts.agents, opts.graph, opts.grid_size, population)
+    )
+    n_steps = opts.steps or entry.default_steps
+    return Setup(entry, model, params, n_steps, label if "estimator" in entry.options else "", opts)
 
 
-def _make_out(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        fail(f"cannot create output directory {str(out)!r}: {err.strerror or err}")
+def _require(setup: Setup, what: str, hint: str, **kwargs) -> None:
+    """Refuse (one line) a simulation that would not fit in memory."""
+    from agentgrad.resources import require_memory, simulation_bytes
+
+    need = simulation_bytes(setup.model, setup.params, steps=setup.n_steps, **kwargs)
+    require_memory(need, what, hint, device=True)
+
+
+def _provenance(setup: Setup, command: str, **extra: Any) -> dict[str, Any]:
+    """Everything needed to reproduce an output (stored in NetCDF attributes and JSON)."""
+    import jax
+
+    from agentgrad import __version__
+
+    opts = asdict(setup.opts)
+    model = setup.model
+    agents = getattr(model, "n_agents", None) or getattr(
+        getattr(model, "graph", None), "n_nodes", None
+    )
+    meta = {
+        "command": command,
+        "model": setup.opts.model,
+        "agents": int(agents) if agents is not None else "",
+        "graph": opts["graph"] or "",
+        "grid_size": opts["grid_size"] if opts["grid_size"] is not None else "",
+        "population": str(opts["population"] or ""),
+        "preset": opts["preset"] or "",
+        "steps": setup.n_steps,
+        "estimator": setup.estimator,
+        "seed": setup.opts.seed,
+        "agentgrad_version": __version__,
+        "jax_version": jax.__version__,
+        "command_line": " ".join(["agentgrad", *sys.argv[1:]]) if sys.argv else "",
+    }
+    meta.update({k: v for k, v in extra.items()})
+    meta.update({f"param_{k}": float(v) for k, v in setup.params.items()})
+    return meta
+
+
+def _json_writer(data: dict[str, Any]):
+    def write(path: Path) -> None:
+        path.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+
+    return write
+
+
+def _prepare_out(out: str | Path, files: list[str]) -> Path:
+    from agentgrad.outputs import prepare_output_dir
+
+    return prepare_output_dir(out, files)
+
+
+def _save(out: Path, writers: dict, command: str) -> None:
+    from agentgrad.outputs import save_outputs
+
+    save_outputs(out, writers, command)
 
 
 def _split_list(text: str | None) -> list[str] | None:
     if text is None:
         return None
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    return items
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _observables_of(model) -> tuple[str, ...]:
+    from agentgrad.gradients import observable_names
+
+    return observable_names(model)
+
+
+def _interruptible(message: str):
+    """Context manager turning Ctrl-C into :class:`Interrupted` with ``message``."""
+
+    class _Ctx:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, kind, err, tb):
+            if kind is KeyboardInterrupt:
+                raise Interrupted(message) from None
+            return False
+
+    return _Ctx()
+
+
+# --------------------------------------------------------------------------- models
+
+
+def _describe(entry, full: bool) -> None:
+    table = Table(title=f"{entry.name} — {entry.summary}", title_justify="left")
+    for col in ("parameter", "default", "bounds", "description"):
+        table.add_column(col)
+    for name, p in entry.param_space.params.items():
+        table.add_row(name, f"{p.default:g}", f"[{p.lower:g}, {p.upper:g}]", p.description)
+    console.print(table)
+    units = entry.observable_units
+    if units:
+        obs = ", ".join(f"{n} ({u})" for n, u in units.items())
+        console.print(f"  observables: {obs}", highlight=False)
+    opts = ", ".join("--" + o.replace("_", "-") for o in entry.options)
+    presets = f"; --preset {' | '.join(entry.presets)}" if entry.presets else ""
+    console.print(
+        f"  default --steps {entry.default_steps}; options: {opts}{presets}", highlight=False
+    )
+    if full and entry.model_class is not None:
+        doc = inspect.getdoc(entry.model_class)
+        if doc:
+            console.print(f"\n{doc}\n", highlight=False)
+    console.print()
+
+
+@app.command("models")
+def models_command(
+    name: Annotated[str | None, typer.Argument(help="one model to describe in full")] = None,
+) -> None:
+    """List the models with their parameters, observables (units) and options."""
+    from agentgrad.models import REGISTRY
+    from agentgrad.plugins import registered_names, resolve_model
+
+    if name is not None:
+        _describe(resolve_model(name), full=True)
+        return
+    for entry in REGISTRY.values():
+        _describe(entry, full=False)
+    plugins = registered_names()
+    if plugins:
+        console.print(f"installed plugin models: {', '.join(plugins)}", highlight=False)
+
+
+# --------------------------------------------------------------------------- run
 
 
 @app.command("run")
+@model_command()
 def run_command(
-    model: ModelArg,
-    steps: StepsOpt = None,
-    agents: AgentsOpt = None,
-    param: ParamOpt = None,
-    seed: SeedOpt = 0,
-    estimator: Annotated[str, typer.Option(help="st | gs:TAU | gs-soft:TAU | none")] = "st",
-    runs: RunsOpt = 10,
-    graph: GraphOpt = None,
-    population: PopulationOpt = None,
-    preset: PresetOpt = None,
-    grid_size: GridOpt = None,
+    opts: ModelOptions,
+    runs: Annotated[int, typer.Option(help="number of independent runs")] = 10,
     batch: Annotated[int, typer.Option(help="runs simulated together (vmap)")] = 16,
-    out: OutOpt = Path("out"),
+    out: Annotated[str, typer.Option(help="output directory")] = "out",
 ) -> None:
     """Simulate MODEL RUNS times; write observables.nc, observables.png and a summary."""
     import jax
@@ -179,39 +526,54 @@ def run_command(
     from agentgrad.io import observables_dataset, write_netcdf
     from agentgrad.plotting import plot_observables
 
+    files = ["observables.nc", "observables.png", "provenance.json"]
     if runs < 1 or batch < 1:
         fail("--runs and --batch must be positive integers")
-    _, n_steps, params, sim_model = _setup(
-        model, steps, agents, param, seed, estimator, graph, grid_size, population, preset
+    out = _prepare_out(out, files)
+    setup = _setup(opts)
+    batch = min(batch, runs)
+    _require(
+        setup,
+        f"{runs} runs of {opts.model}",
+        "use fewer --runs or a smaller --batch",
+        batch=batch,
+        runs=runs,
     )
-    keys = jax.random.split(jax.random.key(seed), runs)
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} runs"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=not sys.stdout.isatty(),
-    ) as progress:
-        task = progress.add_task(f"{model}", total=runs)
-        observables = map_key_batches(
-            lambda k: ensemble(sim_model, params, k, n_steps).observables,
-            keys,
-            batch,
-            lambda done: progress.update(task, completed=done),
-        )
+    keys = jax.random.split(jax.random.key(opts.seed), runs)
+    with _interruptible("interrupted (Ctrl-C) during the simulation; nothing was written"):
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} runs"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=not sys.stdout.isatty(),
+        ) as progress:
+            task = progress.add_task(f"{opts.model}", total=runs)
+            observables = map_key_batches(
+                lambda k: ensemble(setup.model, setup.params, k, setup.n_steps).observables,
+                keys,
+                batch,
+                lambda done: progress.update(task, completed=done),
+            )
 
-    attrs = {"model": model, "estimator": estimator, "seed": seed, "steps": n_steps}
-    attrs.update({f"param_{k}": float(v) for k, v in params.items()})
-    ds = observables_dataset(observables, attrs)
-    _make_out(out)
-    try:
-        write_netcdf(ds, out / "observables.nc")
-        plot_observables(ds, out / "observables.png", title=f"{model}, {runs} runs")
-    except OSError as err:
-        fail(f"cannot write to {str(out)!r}: {err.strerror or err}")
-
-    table = Table(title=f"{model}: {runs} runs x {n_steps} steps", title_justify="left")
+    meta = _provenance(setup, "run", runs=runs, batch=batch)
+    ds = observables_dataset(observables, meta)
+    for name, unit in setup.entry.observable_units.items():
+        if name in ds:
+            ds[name].attrs["units"] = unit
+    _save(
+        out,
+        {
+            "observables.nc": lambda p: write_netcdf(ds, p),
+            "observables.png": lambda p: plot_observables(
+                ds, p, title=f"{opts.model}, {runs} runs"
+            ),
+            "provenance.json": _json_writer(meta),
+        },
+        "run",
+    )
+    table = Table(title=f"{opts.model}: {runs} runs x {setup.n_steps} steps", title_justify="left")
     for col in ("observable", "mean at end", "peak of mean", "peak step"):
         table.add_column(col, justify="right" if col != "observable" else "left")
     for name, v in observables.items():
@@ -223,17 +585,21 @@ def run_command(
     console.print(f"wrote {out / 'observables.nc'} and {out / 'observables.png'}")
 
 
+# --------------------------------------------------------------------------- gradcheck
+
+
 @app.command("gradcheck")
+@model_command(estimator_help=None)
 def gradcheck_command(
-    model: ModelArg,
+    opts: ModelOptions,
     estimators: Annotated[
         str | None,
         typer.Option(
-            help="comma-separated estimators, e.g. st,gs:0.1; 'model' = the model as built "
-            "(default: st, or model for models without random draws)"
+            help="comma-separated estimators, e.g. st,gs:0.1,sad; 'model' = the model as "
+            "built (default: st, or model for models without random draws)"
         ),
     ] = None,
-    runs: RunsOpt = 32,
+    runs: Annotated[int, typer.Option(help="number of independent runs")] = 32,
     fd_runs: Annotated[int | None, typer.Option(help="runs for finite differences")] = None,
     params: Annotated[
         str | None, typer.Option("--params", help="comma-separated parameters (default all)")
@@ -244,23 +610,17 @@ def gradcheck_command(
         str | None,
         typer.Option(help="estimators that must agree with FD (|z| <= 4); else exit 1"),
     ] = None,
-    steps: StepsOpt = None,
-    agents: AgentsOpt = None,
-    param: ParamOpt = None,
-    seed: SeedOpt = 0,
-    graph: GraphOpt = None,
-    population: PopulationOpt = None,
-    preset: PresetOpt = None,
-    grid_size: GridOpt = None,
-    out: OutOpt = Path("out-gradcheck"),
+    out: Annotated[str, typer.Option(help="output directory")] = "out-gradcheck",
 ) -> None:
     """Compare AD gradient estimators with finite differences (common random numbers)."""
     import jax
 
     from agentgrad.estimators import parse_estimator
-    from agentgrad.gradients import compare_estimators
+    from agentgrad.gradients import check_observable, compare_estimators, select_parameters
     from agentgrad.plotting import plot_gradcheck
+    from agentgrad.plugins import resolve_model
 
+    files = ["gradcheck.csv", "gradcheck.png", "provenance.json"]
     labels = None if estimators is None else _split_list(estimators)
     if labels == []:
         fail("--estimators needs at least one estimator, e.g. st,gs:0.1")
@@ -270,40 +630,69 @@ def gradcheck_command(
         fail(str(err))
     if runs < 1 or (fd_runs is not None and fd_runs < 1):
         fail("--runs and --fd-runs must be positive integers")
-    if not rel_step > 0:
-        fail(f"--rel-step must be > 0, got {rel_step}")
-    first = (parsed[labels[0]] if labels else None) or "st"
-    entry, n_steps, values, sim_model = _setup(
-        model, steps, agents, param, seed, first, graph, grid_size, population, preset
-    )
-    if labels is None:  # default: straight-through, or the surrogate of draw-free models
-        estimators = "st" if hasattr(sim_model, "estimator") else "model"
-        parsed = {estimators: parse_estimator("st") if estimators == "st" else None}
+    _check_finite(rel_step=rel_step)
+    entry = resolve_model(opts.model)
+    has_draws = "estimator" in entry.options
+    if labels is None:
+        labels = ["st" if has_draws else "model"]
+        parsed = {labels[0]: parse_estimator("st") if has_draws else None}
+    elif not has_draws and any(lab != "model" for lab in labels):
+        fail(f"--estimators does not apply to {opts.model}: it has no random draws (use model)")
     expected = _split_list(expect_unbiased) or []
     unknown = [e for e in expected if e not in parsed]
     if unknown:
-        fail(f"--expect-unbiased {unknown[0]!r} is not among --estimators {estimators!r}")
-    observable = observable or _observables_of(sim_model)[0]
-    try:
+        fail(f"--expect-unbiased {unknown[0]!r} is not among --estimators {','.join(labels)}")
+    first = next((lab for lab in labels if lab != "model"), None)
+    out = _prepare_out(out, files)
+    setup = _setup(ModelOptions(**{**asdict(opts), "estimator": first if has_draws else None}))
+    observable = observable or _observables_of(setup.model)[0]
+    check_observable(setup.model, observable)
+    names = select_parameters(setup.model.param_space, _split_list(params))
+    _require(
+        setup,
+        f"gradcheck of {len(names)} parameters over {runs} runs",
+        "use fewer --runs or --params",
+        batch=8,
+        runs=runs + (fd_runs or runs),
+        directions=len(names),
+    )
+    with _interruptible("interrupted (Ctrl-C) during gradcheck; nothing was written"):
         with console.status("differentiating and finite-differencing..."):
             result = compare_estimators(
-                sim_model,
+                setup.model,
                 parsed,
-                values,
-                jax.random.key(seed),
-                n_steps,
+                setup.params,
+                jax.random.key(opts.seed),
+                setup.n_steps,
                 runs,
                 observable,
-                parameters=_split_list(params),
+                parameters=names,
                 fd_runs=fd_runs,
                 rel_step=rel_step,
             )
-    except ValueError as err:
-        fail(str(err))
-    _make_out(out)
-    result.table.to_csv(out / "gradcheck.csv", index=False)
-    plot_gradcheck(result.table, out / "gradcheck.png", title=f"{model}: d E({observable}_t) / dθ")
-    table = Table(title=f"{model}: d E({observable}_t) / dθ, {runs} runs", title_justify="left")
+    meta = _provenance(
+        setup,
+        "gradcheck",
+        runs=runs,
+        fd_runs=fd_runs or runs,
+        estimators=",".join(labels),
+        observable=observable,
+        rel_step=rel_step,
+    )
+    _save(
+        out,
+        {
+            "gradcheck.csv": lambda p: result.table.to_csv(p, index=False),
+            "gradcheck.png": lambda p: plot_gradcheck(
+                result.table, p, title=f"{opts.model}: d E({observable}_t) / dθ"
+            ),
+            "provenance.json": _json_writer(meta),
+        },
+        "gradcheck",
+    )
+    table = Table(
+        title=f"{opts.model}: d E({observable}_t) / dθ, {runs} runs", title_justify="left"
+    )
     for col in ("estimator", "parameter", "relative error", "max |z|"):
         table.add_column(col)
     for row in result.summary.itertuples():
@@ -321,17 +710,15 @@ def gradcheck_command(
         raise typer.Exit(1)
 
 
-def _observables_of(sim_model) -> tuple[str, ...]:
-    from agentgrad.gradients import observable_names
-
-    return observable_names(sim_model)
+# --------------------------------------------------------------------------- sensitivity
 
 
 @app.command("sensitivity")
+@model_command(estimator_help="st | gs:TAU | none | smoothed | sad")
 def sensitivity_command(
-    model: ModelArg,
+    opts: ModelOptions,
     observable: Annotated[str, typer.Option(help="observable to differentiate")] = "",
-    runs: RunsOpt = 16,
+    runs: Annotated[int, typer.Option(help="number of independent runs")] = 16,
     mode: Annotated[str, typer.Option(help="auto | forward | reverse")] = "auto",
     params: Annotated[
         str | None, typer.Option("--params", help="comma-separated parameters (default all)")
@@ -340,58 +727,79 @@ def sensitivity_command(
         bool, typer.Option(help="also one-at-a-time finite differences (2 P runs each)")
     ] = False,
     checkpoint: Annotated[bool, typer.Option(help="reverse mode: sqrt checkpointing")] = False,
-    estimator: Annotated[str, typer.Option(help="st | gs:TAU | none")] = "st",
-    steps: StepsOpt = None,
-    agents: AgentsOpt = None,
-    param: ParamOpt = None,
-    seed: SeedOpt = 0,
-    graph: GraphOpt = None,
-    population: PopulationOpt = None,
-    preset: PresetOpt = None,
-    grid_size: GridOpt = None,
-    out: OutOpt = Path("out-sensitivity"),
+    out: Annotated[str, typer.Option(help="output directory")] = "out-sensitivity",
 ) -> None:
     """Jacobian of an observable over time w.r.t. every parameter, with elasticities."""
     import jax
 
+    from agentgrad.gradients import check_observable, select_parameters
     from agentgrad.io import write_netcdf
     from agentgrad.plotting import plot_sensitivity
-    from agentgrad.sensitivity import ranking, sensitivity
+    from agentgrad.sensitivity import choose_mode, ranking, sensitivity
 
+    files = ["sensitivity.nc", "sensitivity.png", "ranking.csv", "provenance.json"]
     if runs < 1:
         fail("--runs must be a positive integer")
     if mode not in ("auto", "forward", "reverse"):
         fail(f"--mode must be auto, forward or reverse, got {mode!r}")
-    _, n_steps, values, sim_model = _setup(
-        model, steps, agents, param, seed, estimator, graph, grid_size, population, preset
+    if checkpoint and mode == "forward":
+        fail("--checkpoint applies to reverse mode only; drop it or use --mode reverse")
+    out = _prepare_out(out, files)
+    setup = _setup(opts)
+    observable = observable or _observables_of(setup.model)[0]
+    check_observable(setup.model, observable)
+    names = select_parameters(setup.model.param_space, _split_list(params))
+    resolved = choose_mode(len(names), setup.n_steps, mode)
+    _require(
+        setup,
+        f"{resolved}-mode sensitivity of {len(names)} parameters",
+        "use fewer --runs, --params or --steps"
+        + (", or --checkpoint" if resolved == "reverse" else ""),
+        batch=8,
+        runs=runs,
+        directions=len(names),
+        reverse=resolved == "reverse",
+        checkpoint=checkpoint,
     )
-    observable = observable or _observables_of(sim_model)[0]
-    try:
+    with _interruptible(
+        "interrupted (Ctrl-C) during the sensitivity analysis; nothing was written"
+    ):
         with console.status("computing the Jacobian..."):
             ds = sensitivity(
-                sim_model,
-                values,
-                jax.random.key(seed),
-                n_steps,
+                setup.model,
+                setup.params,
+                jax.random.key(opts.seed),
+                setup.n_steps,
                 runs,
                 observable,
-                parameters=_split_list(params),
+                parameters=names,
                 mode=mode,
                 checkpoint=checkpoint,
                 compare_fd=compare_fd,
             )
-    except ValueError as err:
-        fail(str(err))
-    _make_out(out)
-    write_netcdf(ds, out / "sensitivity.nc")
-    plot_sensitivity(ds, out / "sensitivity.png")
+    meta = _provenance(
+        setup, "sensitivity", runs=runs, observable=observable, mode=ds.attrs["mode"]
+    )
+    ds.attrs.update({k: v for k, v in meta.items() if k not in ds.attrs})
     ranked = ranking(ds)
-    with open(out / "ranking.csv", "w", encoding="utf-8") as fh:
-        fh.write("rank,parameter,mean_abs_elasticity\n")
-        for i, (name, score) in enumerate(ranked, 1):
-            fh.write(f"{i},{name},{score:.6g}\n")
+
+    def write_ranking(path: Path) -> None:
+        lines = ["rank,parameter,mean_abs_elasticity"]
+        lines += [f"{i},{name},{score:.6g}" for i, (name, score) in enumerate(ranked, 1)]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    _save(
+        out,
+        {
+            "sensitivity.nc": lambda p: write_netcdf(ds, p),
+            "sensitivity.png": lambda p: plot_sensitivity(ds, p),
+            "ranking.csv": write_ranking,
+            "provenance.json": _json_writer(meta),
+        },
+        "sensitivity",
+    )
     table = Table(
-        title=f"{model}: sensitivity of {observable} ({ds.attrs['mode']} mode, {runs} runs)",
+        title=f"{opts.model}: sensitivity of {observable} ({ds.attrs['mode']} mode, {runs} runs)",
         title_justify="left",
     )
     for col in ("rank", "parameter", "mean |elasticity|", "peak |dy/dθ|", "at step"):
@@ -407,9 +815,13 @@ def sensitivity_command(
     )
 
 
+# --------------------------------------------------------------------------- calibrate
+
+
 @app.command("calibrate")
+@model_command(estimator_help="st | gs:TAU | smoothed | sad")
 def calibrate_command(
-    model: ModelArg,
+    opts: ModelOptions,
     data: Annotated[
         Path | None, typer.Option(help="observed CSV: header of observable names, a row per step")
     ] = None,
@@ -434,16 +846,13 @@ def calibrate_command(
     samples: Annotated[int, typer.Option(help="Monte-Carlo samples per step")] = 5,
     sims: Annotated[int, typer.Option(help="simulator runs per sample")] = 2,
     learning_rate: Annotated[float, typer.Option(help="AdamW learning rate")] = 1e-2,
-    estimator: Annotated[str, typer.Option(help="st | gs:TAU | smoothed")] = "st",
-    steps: StepsOpt = None,
-    agents: AgentsOpt = None,
-    param: ParamOpt = None,
-    seed: SeedOpt = 0,
-    graph: GraphOpt = None,
-    population: PopulationOpt = None,
-    preset: PresetOpt = None,
-    grid_size: GridOpt = None,
-    out: OutOpt = Path("out-calibration"),
+    checkpoint_every: Annotated[
+        int, typer.Option(help="epochs between resumable checkpoints in --out")
+    ] = 25,
+    resume: Annotated[
+        bool, typer.Option(help="continue from the checkpoint in --out (same settings)")
+    ] = False,
+    out: Annotated[str, typer.Option(help="output directory")] = "out-calibration",
 ) -> None:
     """Bayesian calibration by generalised variational inference; writes posterior.nc and plots."""
     import jax
@@ -451,41 +860,81 @@ def calibrate_command(
 
     from agentgrad.calibration import calibrate, coverage, posterior_predictive
     from agentgrad.engine import simulate
+    from agentgrad.gradients import select_parameters
     from agentgrad.io import read_observed_csv
-    from agentgrad.plotting import plot_calibration
+    from agentgrad.plotting import plot_posterior_pairs, plot_predictive, plot_training
 
+    files = [
+        "posterior.nc",
+        "posterior.eqx",
+        "posterior.eqx.json",
+        "training.png",
+        "posterior_pairs.png",
+        "predictive.png",
+        "provenance.json",
+        "checkpoint.eqx",
+        "checkpoint.json",
+    ]
     if (data is None) == (synthetic is None):
         fail("give exactly one of --data FILE or --synthetic name=value,...")
-    for option, value in (("epochs", epochs), ("samples", samples), ("sims", sims)):
+    if data is not None:
+        for option, value in (("steps", opts.steps), ("observables", observables)):
+            if value is not None:
+                fail(f"--{option} does not apply with --data: the data file fixes the {option}")
+    for option, value in (
+        ("epochs", epochs),
+        ("samples", samples),
+        ("sims", sims),
+        ("checkpoint-every", checkpoint_every),
+    ):
         if value < 1:
             fail(f"--{option} must be a positive integer, got {value}")
-    if not kl_weight > 0 or not learning_rate > 0:
-        fail("--kl-weight and --learning-rate must be > 0")
-    entry, n_steps, values, sim_model = _setup(
-        model, steps, agents, param, seed, estimator, graph, grid_size, population, preset
-    )
-    names = _split_list(params) or list(entry.param_space.names)
-    valid = _observables_of(sim_model)
+    _check_finite(kl_weight=kl_weight, learning_rate=learning_rate)
+    out = _prepare_out(out, files)
+    if resume and not (out / "checkpoint.eqx").is_file():
+        fail(f"--resume: no checkpoint in {str(out)!r} (checkpoint.eqx); run without --resume")
+    setup = _setup(opts)
+    space = setup.model.param_space
+    names = select_parameters(space, _split_list(params) or list(space.names))
+    valid = _observables_of(setup.model)
     truth = None
-    try:
-        if data is not None:
-            observed = read_observed_csv(data, valid)
-            n_steps = len(next(iter(observed.values())))
-        else:
-            truth = parse_param_assignments(_split_list(synthetic) or [])
-            full = entry.param_space.complete({**values, **truth})
-            traj = simulate(sim_model, full, jax.random.key(seed + 1), n_steps)
-            wanted = _split_list(observables) or list(valid)
-            unknown = [o for o in wanted if o not in valid]
-            if unknown:
-                fail(f"unknown observable {unknown[0]!r}; valid names are: {', '.join(valid)}")
-            observed = {k: np.asarray(traj.observables[k]) for k in wanted}
+    n_steps = setup.n_steps
+    if data is not None:
+        observed = read_observed_csv(data, valid)
+        n_steps = len(next(iter(observed.values())))
+        setup.n_steps = n_steps
+    else:
+        truth = parse_param_assignments(_split_list(synthetic) or [])
+        unknown = [n for n in truth if n not in space.names]
+        if unknown:
+            fail(f"--synthetic: unknown parameter {unknown[0]!r}; valid: {', '.join(space.names)}")
+        wanted = _split_list(observables) or list(valid)
+        unknown = [o for o in wanted if o not in valid]
+        if unknown:
+            fail(f"unknown observable {unknown[0]!r}; valid names are: {', '.join(valid)}")
+        full = space.complete({**setup.params, **truth})
+        traj = simulate(setup.model, full, jax.random.key(opts.seed + 1), n_steps)
+        observed = {k: np.asarray(traj.observables[k]) for k in wanted}
+    _require(
+        setup,
+        f"calibration with {samples} samples x {sims} simulations per step",
+        "use fewer --samples or --sims" + (", or --ad forward" if ad == "reverse" else ""),
+        batch=samples * sims,
+        runs=samples * sims,
+        directions=len(names),
+        reverse=gradient == "pathwise" and ad == "reverse",
+    )
+    checkpoint = out / "checkpoint.eqx"
+    with _interruptible(
+        f"interrupted (Ctrl-C); the last checkpoint is in {checkpoint}: rerun the same command "
+        "with --resume to continue"
+    ):
         post = calibrate(
-            sim_model,
+            setup.model,
             observed,
-            jax.random.key(seed),
+            jax.random.key(opts.seed),
             parameters=names,
-            fixed=values,
+            fixed=setup.params,
             loss=loss,
             family=family,
             kl_weight=kl_weight,
@@ -496,16 +945,47 @@ def calibrate_command(
             gradient=gradient,
             ad=ad,
             progress=True,
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
+            resume=resume,
         )
-    except ValueError as err:
-        fail(str(err))
-    _make_out(out)
-    post.to_inference_data(jax.random.key(seed + 2), 2000).to_netcdf(str(out / "posterior.nc"))
-    post.save(out / "posterior.eqx")
-    draws = post.sample(jax.random.key(seed + 3), 2000)
-    pred = posterior_predictive(post, jax.random.key(seed + 4), 200, n_steps, values)
-    plot_calibration(post.history, draws, truth, pred, observed, out)
-    table = Table(title=f"{model}: posterior ({family}, {gradient}, {loss})", title_justify="left")
+        draws = post.sample(jax.random.key(opts.seed + 3), 2000)
+        pred = posterior_predictive(post, jax.random.key(opts.seed + 4), 200, n_steps, setup.params)
+        idata = post.to_inference_data(jax.random.key(opts.seed + 2), 2000)
+    meta = _provenance(
+        setup,
+        "calibrate",
+        data=str(data or ""),
+        synthetic=synthetic or "",
+        calibrated=",".join(names),
+        loss=loss,
+        gradient=gradient,
+        ad=ad,
+        family=family,
+        kl_weight=kl_weight,
+        epochs=epochs,
+        samples=samples,
+        sims=sims,
+        learning_rate=learning_rate,
+        observables=",".join(observed),
+    )
+    idata.posterior.attrs.update(
+        {k: v if isinstance(v, int | float | str) else str(v) for k, v in meta.items()}
+    )
+    units = setup.entry.observable_units
+    writers = {
+        "posterior.nc": lambda p: idata.to_netcdf(str(p)),
+        "posterior.eqx": lambda p: post.save_weights(p),
+        "posterior.eqx.json": lambda p: post.save_description(p),
+        "training.png": lambda p: plot_training(post.history, p),
+        "posterior_pairs.png": lambda p: plot_posterior_pairs(draws, truth, p),
+        "predictive.png": lambda p: plot_predictive(pred, observed, p, units),
+        "provenance.json": _json_writer(meta),
+    }
+    _save(out, writers, "calibrate")
+    table = Table(
+        title=f"{opts.model}: posterior ({family}, {gradient}, {loss})", title_justify="left"
+    )
     for col in ("parameter", "mean", "5%", "95%", "true"):
         table.add_column(col)
     for name, v in draws.items():
@@ -519,6 +999,42 @@ def calibrate_command(
     console.print(
         f"90% predictive coverage of the data: {coverage(pred, observed, 0.9):.2f}; wrote "
         f"{out / 'posterior.nc'}, training.png, posterior_pairs.png, predictive.png"
+    )
+
+
+# --------------------------------------------------------------------------- population
+
+
+@population_app.command("synthesize")
+def population_synthesize_command(
+    agents: Annotated[int, typer.Option(help="number of agents")] = 10_000,
+    mean_degree: Annotated[float, typer.Option(help="mean number of contacts")] = 10.0,
+    seed: Annotated[int, typer.Option(help=f"random seed in [0, {SEED_MAX}]")] = 0,
+    out: Annotated[str, typer.Option(help="output directory")] = "pop",
+) -> None:
+    """Write a synthetic population (ages.csv + contacts.csv) for `run seirm --population`."""
+    from agentgrad.models.population import synthetic_population, write_ages, write_contacts
+
+    _check_seed(seed)
+    if agents < 2:
+        fail(f"--agents must be an integer >= 2, got {agents}")
+    if not math.isfinite(mean_degree) or not 0 <= mean_degree <= agents - 1:
+        fail(f"--mean-degree must be in [0, {agents - 1}], got {mean_degree}")
+    out = _prepare_out(out, ["ages.csv", "contacts.csv"])
+    import jax
+
+    population = synthetic_population(agents, mean_degree, key=jax.random.key(seed))
+    _save(
+        out,
+        {
+            "ages.csv": lambda p: write_ages(population, p),
+            "contacts.csv": lambda p: write_contacts(population, p),
+        },
+        "population",
+    )
+    console.print(
+        f"wrote {out / 'ages.csv'} and {out / 'contacts.csv'} ({agents} agents, "
+        f"{population.graph.n_edges} contacts)"
     )
 
 

@@ -18,8 +18,9 @@ so the same key always gives the same trajectory.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -34,8 +35,19 @@ from agentgrad.stochad import recorder
 State = Any
 
 
+class GradientValidityWarning(UserWarning):
+    """Gradients requested outside the estimators and horizons a model was validated for."""
+
+
 class Model(eqx.Module):
-    """Abstract agent-based model; subclass and implement the four members below."""
+    """Abstract agent-based model; subclass and implement the four members below.
+
+    Optional declarations: ``observable_units`` (observable name -> unit, used for plot
+    labels and ``agentgrad models``) and :meth:`gradient_warning` (where the model's
+    gradients have not been validated against finite differences).
+    """
+
+    observable_units: ClassVar[Mapping[str, str]] = {}
 
     @property
     def param_space(self) -> ParamSpace:
@@ -53,6 +65,20 @@ class Model(eqx.Module):
     def observe(self, state: State, params: Params, t: jax.Array) -> dict[str, jax.Array]:
         """Observables of ``state`` at time ``t``."""
         raise NotImplementedError
+
+    def gradient_warning(self, n_steps: int) -> str | None:
+        """Why gradients of this configuration over ``n_steps`` steps are not validated
+        (a one-line message naming the measured bias and the alternative), or ``None``."""
+        return None
+
+
+def warn_if_unvalidated(model: Model, n_steps: int) -> str | None:
+    """Issue :class:`GradientValidityWarning` (once per message) when ``model``'s
+    gradients over ``n_steps`` are outside what its tests validate; return the message."""
+    message = model.gradient_warning(n_steps)
+    if message:
+        warnings.warn(message, GradientValidityWarning, stacklevel=3)
+    return message
 
 
 class Trajectory(eqx.Module):

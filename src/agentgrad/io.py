@@ -41,16 +41,19 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> None:
 def read_observed_csv(path: str | os.PathLike, valid: Sequence[str]) -> dict[str, np.ndarray]:
     """Read observed data: a CSV with a header of observable names, one row per step.
 
-    Every column must be a known observable (``valid``), every value a finite number,
-    and there must be at least one row.  Raises :class:`AgentgradError` otherwise.
+    Every column must be a known observable (``valid``) named once, every value a
+    finite number, and there must be at least one row.  UTF-8 with or without a
+    byte-order mark (Excel's "CSV UTF-8").  Raises :class:`AgentgradError` otherwise.
     """
     import csv
 
     try:
-        with open(path, encoding="utf-8", newline="") as fh:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
             rows = list(csv.reader(fh))
-    except (OSError, UnicodeDecodeError) as err:
-        raise AgentgradError(f"cannot read data file {str(path)!r}: {err}") from None
+    except OSError as err:
+        raise AgentgradError(f"cannot read data file {str(path)!r}: {err.strerror}") from None
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise AgentgradError(f"data file {str(path)!r} is not a UTF-8 CSV: {err}") from None
     rows = [r for r in rows if any(cell.strip() for cell in r)]
     if len(rows) < 2:
         raise AgentgradError(f"{path}: needs a header of observable names and at least one row")
@@ -60,6 +63,9 @@ def read_observed_csv(path: str | os.PathLike, valid: Sequence[str]) -> dict[str
         raise AgentgradError(
             f"{path}: unknown column {unknown[0]!r}; observables are: {', '.join(valid)}"
         )
+    repeated = [h for i, h in enumerate(header) if h in header[:i]]
+    if repeated:
+        raise AgentgradError(f"{path}: column {repeated[0]!r} appears more than once")
     data = {h: [] for h in header}
     for lineno, row in enumerate(rows[1:], 2):
         if len(row) != len(header):

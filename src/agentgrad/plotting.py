@@ -42,6 +42,7 @@ def plot_observables(ds: xr.Dataset, path: str | os.PathLike, title: str = "") -
         ax.plot(step, v.mean(axis=0), lw=2, label=f"mean of {v.shape[0]} runs")
         ax.set_title(name)
         ax.set_xlabel("step")
+        ax.set_ylabel(ds[name].attrs.get("units", ""))
     _finish(fig, axes, path, title)
 
 
@@ -102,9 +103,8 @@ def plot_sensitivity(ds: xr.Dataset, path: str | os.PathLike) -> None:
     plt.close(fig)
 
 
-def plot_calibration(history, samples, truth, predictive, observed, out_dir) -> None:
-    """Training curve, posterior pair plot (truth marked when known), predictive bands."""
-    out_dir = os.fspath(out_dir)
+def plot_training(history, path: str | os.PathLike) -> None:
+    """Train and validation objective per epoch."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.plot(history["train"], label="train objective", alpha=0.6)
     ax.plot(history["validation"], label="validation objective")
@@ -112,9 +112,12 @@ def plot_calibration(history, samples, truth, predictive, observed, out_dir) -> 
     ax.set_yscale("symlog")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "training.png"), dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
+
+def plot_posterior_pairs(samples, truth, path: str | os.PathLike) -> None:
+    """Posterior pair plot (histograms on the diagonal); the truth is marked when known."""
     names = list(samples)
     d = len(names)
     fig, axes = plt.subplots(d, d, figsize=(2.6 * d, 2.6 * d), squeeze=False)
@@ -136,9 +139,12 @@ def plot_calibration(history, samples, truth, predictive, observed, out_dir) -> 
             if j == 0 and i > 0:
                 ax.set_ylabel(a)
     fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "posterior_pairs.png"), dpi=110)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
+
+def plot_predictive(predictive, observed, path: str | os.PathLike, units=None) -> None:
+    """Posterior predictive median and 90% band against the observed series."""
     fig, axes = _panels(len(observed))
     for ax, name in zip(axes, observed, strict=True):
         v = predictive[name]
@@ -147,4 +153,6 @@ def plot_calibration(history, samples, truth, predictive, observed, out_dir) -> 
         ax.plot(steps, np.median(v, axis=0), label="predictive median")
         ax.plot(steps, observed[name], "k.", label="observed")
         ax.set_title(name)
-    _finish(fig, axes, os.path.join(out_dir, "predictive.png"), "posterior predictive")
+        ax.set_xlabel("step")
+        ax.set_ylabel((units or {}).get(name, ""))
+    _finish(fig, axes, path, "posterior predictive")

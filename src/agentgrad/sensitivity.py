@@ -24,7 +24,7 @@ import jax
 import numpy as np
 import xarray as xr
 
-from agentgrad.engine import Model, ensemble
+from agentgrad.engine import Model, ensemble, warn_if_unvalidated
 from agentgrad.errors import AgentgradError
 from agentgrad.gradients import finite_differences, per_run_jacobians, select_parameters
 
@@ -62,8 +62,11 @@ def sensitivity(
     (the ensemble mean of the observable, per step), ``rank`` (1 = most sensitive) and,
     with ``compare_fd=True``, ``fd_jacobian`` / ``fd_jacobian_se`` from one-at-a-time
     central finite differences with common random numbers.  Attributes record the mode
-    and the number of simulations each method used.
+    and the number of simulations each method used.  Warns
+    (:class:`~agentgrad.engine.GradientValidityWarning`) when the model's gradients are
+    not validated for its estimator or for ``n_steps``.
     """
+    warn_if_unvalidated(model, n_steps)
     space = model.param_space
     names = select_parameters(space, parameters)
     resolved = choose_mode(len(names), n_steps, mode)

@@ -38,7 +38,7 @@ from agentgrad.calibration.families import (
     to_params,
 )
 from agentgrad.calibration.losses import Loss, get_loss
-from agentgrad.engine import Model, simulate
+from agentgrad.engine import Model, simulate, warn_if_unvalidated
 from agentgrad.errors import AgentgradError
 from agentgrad.gradients import select_parameters
 from agentgrad.params import ParamSpace, Prior
@@ -209,14 +209,22 @@ class Posterior:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the family's weights (``path``) and its description (``path.json``)."""
+        self.save_weights(path)
+        self.save_description(f"{path}.json")
+
+    def save_weights(self, path: str | os.PathLike) -> None:
+        """Write the family's weights (equinox leaf serialisation)."""
+        eqx.tree_serialise_leaves(path, self.family)
+
+    def save_description(self, path: str | os.PathLike) -> None:
+        """Write the JSON description :meth:`load` needs beside the weights."""
         fam = self.family
         meta = {"names": self.names, "dim": len(self.names), "history": self.history}
         if isinstance(fam, DiagonalGaussian):
             meta["family"] = "gaussian"
         else:
             meta.update(family="flow", n_layers=len(fam.layers), hidden=list(fam.hidden))
-        eqx.tree_serialise_leaves(path, fam)
-        with open(f"{path}.json", "w", encoding="utf-8") as fh:
+        with open(path, "w", encoding="utf-8") as fh:
             json.dump(meta, fh)
 
     @classmethod
@@ -250,6 +258,58 @@ class Posterior:
         return self.family.log_prob(u) - log_det
 
 
+def _fingerprint(model, observed, names, *settings) -> str:
+    """Hash of everything a resumed calibration must share with the checkpointed one."""
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update(repr((type(model).__name__, list(names))).encode())
+    for name in sorted(observed):
+        h.update(name.encode())
+        h.update(np.asarray(observed[name], np.float32).tobytes())
+    for value in settings:
+        if isinstance(value, jax.Array) and jnp.issubdtype(value.dtype, jax.dtypes.prng_key):
+            value = np.asarray(jax.random.key_data(value)).tolist()
+        h.update(
+            repr(
+                value
+                if isinstance(value, int | float | str | list | None)
+                else type(value).__name__
+                if not isinstance(value, Mapping)
+                else sorted(map(repr, value.items()))
+            ).encode()
+        )
+    return h.hexdigest()
+
+
+def _save_checkpoint(path, tree, fingerprint: str, meta: dict) -> None:
+    from agentgrad.outputs import write_atomic
+
+    path = os.fspath(path)
+    write_atomic(path, lambda p: eqx.tree_serialise_leaves(p, tree))
+    data = {**meta, "fingerprint": fingerprint}
+    write_atomic(
+        f"{path}.json",
+        lambda p: open(p, "w", encoding="utf-8").write(json.dumps(data, allow_nan=True)),
+    )
+
+
+def _load_checkpoint(path, template, fingerprint: str):
+    path = os.fspath(path)
+    try:
+        with open(f"{path}.json", encoding="utf-8") as fh:
+            meta = json.load(fh)
+        tree = eqx.tree_deserialise_leaves(path, template)
+    except (OSError, ValueError, RuntimeError) as err:
+        raise AgentgradError(f"cannot read checkpoint {path}: {err}") from None
+    if meta.get("fingerprint") != fingerprint:
+        raise AgentgradError(
+            f"checkpoint {path} was written with other settings (model, data, parameters, "
+            "loss, family, sizes, learning rate or seed); rerun without --resume"
+        )
+    return tree, meta
+
+
 def calibrate(
     model: Model,
     observed: Mapping[str, Any],
@@ -270,6 +330,9 @@ def calibrate(
     ad: str = "reverse",
     progress: bool = False,
     priors: Mapping[str, Prior] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: int = 25,
+    resume: bool = False,
 ) -> Posterior:
     """Fit a variational posterior to ``observed`` (name -> series of length T).
 
@@ -281,7 +344,14 @@ def calibrate(
     ``progress`` shows a progress bar with the current objective.  Epochs whose objective
     is NaN or infinite are counted in ``history["non_finite_epochs"]``.  Models drawing
     with ``StochasticDerivative`` need ``ad="hybrid"`` (or a score-based gradient).
+
+    ``checkpoint`` (a path) saves the optimiser state every ``checkpoint_every`` epochs,
+    at the end and on Ctrl-C (``path`` + ``path.json``, written atomically); with
+    ``resume=True`` training continues from it.  Epoch keys are ``fold_in(key, epoch)``,
+    so a resumed calibration equals an uninterrupted one.  Resuming with other settings
+    (model, data, parameters, loss, family, gradient, sizes, learning rate, key) raises.
     """
+    warn_if_unvalidated(model, int(np.shape(next(iter(observed.values())))[0]) if observed else 1)
     space = model.param_space.with_priors(priors) if priors else model.param_space
     names = select_parameters(space, parameters)
     base = space.complete(fixed)
@@ -344,21 +414,78 @@ def calibrate(
     validate = jax.jit(lambda p: objective(eqx.combine(p, static), k_val))
     history = {"train": [], "validation": []}
     best, best_value, since_best, n_bad = params, np.inf, 0, 0
-    with _progress(progress, epochs) as bar:
-        for epoch in range(epochs):
-            key = jax.random.fold_in(k_train, epoch)
-            params, opt_state, value = step(params, opt_state, key)
-            val = float(validate(params))
-            history["train"].append(float(value))
-            history["validation"].append(val)
-            if not np.isfinite(value) or not np.isfinite(val):
-                n_bad += 1
-            if np.isfinite(val) and val < best_value:
-                best, best_value, since_best = params, val, 0
+    start = 0
+    fingerprint = _fingerprint(
+        model,
+        observed,
+        names,
+        loss,
+        family,
+        kl_weight,
+        n_samples,
+        n_sims,
+        learning_rate,
+        clip_norm,
+        gradient,
+        ad,
+        key,
+        priors,
+    )
+    if resume:
+        if checkpoint is None:
+            raise AgentgradError("resume=True needs checkpoint= (the checkpoint path)")
+        (params, opt_state, best), meta = _load_checkpoint(
+            checkpoint, (params, opt_state, best), fingerprint
+        )
+        start, best_value, since_best, n_bad = (
+            meta["epoch"],
+            meta["best_value"],
+            meta["since_best"],
+            meta["n_bad"],
+        )
+        history = meta["history"]
+
+    def save(epoch):
+        if checkpoint is not None:
+            _save_checkpoint(
+                checkpoint,
+                (params, opt_state, best),
+                fingerprint,
+                {
+                    "epoch": epoch,
+                    "best_value": best_value,
+                    "since_best": since_best,
+                    "n_bad": n_bad,
+                    "history": history,
+                },
+            )
+
+    epoch = start
+    try:
+        with _progress(progress, epochs) as bar:
+            for epoch in range(start, epochs):
+                key = jax.random.fold_in(k_train, epoch)
+                new_params, new_opt_state, value = step(params, opt_state, key)
+                val = float(validate(new_params))
+                params, opt_state = new_params, new_opt_state
+                history["train"].append(float(value))
+                history["validation"].append(val)
+                if not np.isfinite(value) or not np.isfinite(val):
+                    n_bad += 1
+                if np.isfinite(val) and val < best_value:
+                    best, best_value, since_best = params, val, 0
+                else:
+                    since_best += 1
+                bar(epoch, val)
+                if (epoch + 1) % checkpoint_every == 0:
+                    save(epoch + 1)
+                if patience is not None and since_best >= patience:
+                    break
             else:
-                since_best += 1
-            bar(epoch, val)
-            if patience is not None and since_best >= patience:
-                break
+                epoch = epochs - 1
+    except KeyboardInterrupt:
+        save(len(history["train"]))
+        raise
+    save(len(history["train"]))
     history["non_finite_epochs"] = [n_bad]
     return Posterior(eqx.combine(best, static), model, list(names), history, space)

@@ -42,12 +42,18 @@ class ModelEntry:
     options: tuple[str, ...]
     build: Callable[[BuildOptions], Model]
     presets: dict[str, dict[str, float]] = field(default_factory=dict)
+    model_class: type | None = None
+
+    @property
+    def observable_units(self) -> dict[str, str]:
+        """Observable name -> unit, as the model class declares them."""
+        return dict(getattr(self.model_class, "observable_units", {}) or {})
 
 
 def _build_sir_network(o: BuildOptions) -> SIRNetwork:
     import jax
 
-    graph = parse_graph(o.graph or "erdos-renyi:10", o.agents or 10_000, jax.random.key(o.seed))
+    graph = parse_graph(o.graph or "erdos-renyi:10", o.agents, jax.random.key(o.seed), 10_000)
     return SIRNetwork(graph=graph, estimator=o.estimator)
 
 
@@ -109,16 +115,18 @@ REGISTRY: dict[str, ModelEntry] = {
         "SIR epidemic on a contact network with quarantine and social distancing",
         SIR_NETWORK_PARAMS,
         60,
-        ("agents", "graph"),
+        ("agents", "graph", "estimator"),
         _build_sir_network,
+        model_class=SIRNetwork,
     ),
     "sirs-grid": ModelEntry(
         "sirs-grid",
         "spatial SIRS on a grid with von Neumann infection",
         SIRS_GRID_PARAMS,
         20,
-        ("agents", "grid_size"),
+        ("agents", "grid_size", "estimator"),
         _build_sirs_grid,
+        model_class=SIRSGrid,
     ),
     "amof": ModelEntry(
         "amof",
@@ -127,31 +135,35 @@ REGISTRY: dict[str, ModelEntry] = {
         30,
         ("agents",),
         _build_amof,
+        model_class=AMOF,
     ),
     "sugarscape": ModelEntry(
         "sugarscape",
         "Sugarscape: random-order foraging on a two-peak torus, death by hunger",
         SUGARSCAPE_PARAMS,
         50,
-        ("agents", "grid_size"),
+        ("agents", "grid_size", "estimator"),
         _build_sugarscape,
+        model_class=Sugarscape,
     ),
     "seirm": ModelEntry(
         "seirm",
         "SEIRM epidemic with two-dose vaccination on a contact network (synthetic or files)",
         SEIRM_PARAMS,
         60,
-        ("agents", "graph", "population"),
+        ("agents", "graph", "population", "estimator"),
         _build_seirm,
+        model_class=SEIRM,
     ),
     "predator-prey": ModelEntry(
         "predator-prey",
         "predator-prey with life phases, parent links and Psi transition tables (--preset)",
         PREDATOR_PREY_PARAMS,
         30,
-        ("agents", "grid_size"),
+        ("agents", "grid_size", "estimator"),
         _build_predator_prey,
         {name: preset(name) for name in PRESETS},
+        model_class=PredatorPrey,
     ),
     "schelling": ModelEntry(
         "schelling",
@@ -160,6 +172,7 @@ REGISTRY: dict[str, ModelEntry] = {
         20,
         ("agents", "grid_size"),
         _build_schelling,
+        model_class=Schelling,
     ),
 }
 

@@ -44,6 +44,8 @@ Observables: ``mean_effort`` (over agents), ``mean_firm_size`` (agents per activ
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -114,6 +116,23 @@ def log_utility(
 
 class AMOF(Model):
     """Axtell's model of firms with a softmax-tangent firm choice (see module docstring)."""
+
+    observable_units: ClassVar[dict[str, str]] = {
+        "mean_effort": "effort (0-1)",
+        "mean_firm_size": "agents per firm",
+        "mean_output": "output per firm",
+    }
+
+    def gradient_warning(self, n_steps: int) -> str | None:
+        """Validated over 10 steps for all 8 parameters (tests/test_amof.py)."""
+        if n_steps <= 10:
+            return None
+        return (
+            f"amof gradients are validated against finite differences over 10 steps, not "
+            f"{n_steps}: preferences and technologies track FD to 30 steps (1000 agents), the "
+            "effort parameters only at step 1 (docs/benchmarks.md); use --steps 10 or check "
+            "with `agentgrad gradcheck amof`"
+        )
 
     n_agents: int = eqx.field(static=True, default=1000)
     max_friends: int = eqx.field(static=True, default=4)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from agentgrad.errors import AgentgradError, GraphError
+from agentgrad.resources import INT32_MAX, require_memory
 from agentgrad.spaces import graphs
 from agentgrad.spaces.graphs import Graph
 
@@ -63,12 +64,22 @@ class Population:
         """Write ``ages.csv`` and ``contacts.csv`` (the format read by :func:`load_population`)."""
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        np.savetxt(d / "ages.csv", np.asarray(self.ages), fmt="%d", header="age", comments="")
-        senders = np.asarray(self.graph.senders)
-        receivers = np.asarray(self.graph.receivers)
-        keep = senders < receivers
-        edges = np.stack([senders[keep], receivers[keep]], axis=1)
-        np.savetxt(d / "contacts.csv", edges, fmt="%d", delimiter=",", header="u,v", comments="#")
+        write_ages(self, d / "ages.csv")
+        write_contacts(self, d / "contacts.csv")
+
+
+def write_ages(population: Population, path: str | os.PathLike) -> None:
+    """Write the ages file (header ``age``, one integer per agent)."""
+    np.savetxt(path, np.asarray(population.ages), fmt="%d", header="age", comments="")
+
+
+def write_contacts(population: Population, path: str | os.PathLike) -> None:
+    """Write the contacts file (``u,v`` per undirected edge, ``u < v``)."""
+    senders = np.asarray(population.graph.senders)
+    receivers = np.asarray(population.graph.receivers)
+    keep = senders < receivers
+    edges = np.stack([senders[keep], receivers[keep]], axis=1)
+    np.savetxt(path, edges, fmt="%d", delimiter=",", header="u,v", comments="#")
 
 
 def synthetic_population(n: int, mean_degree: float = 10.0, *, key: Any = None) -> Population:
@@ -76,6 +87,13 @@ def synthetic_population(n: int, mean_degree: float = 10.0, *, key: Any = None) 
     the last) and an Erdős–Rényi contact network of the given mean degree."""
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 2:
         raise PopulationError(f"a population needs an integer n >= 2 agents, got {n!r}")
+    if n > INT32_MAX:
+        raise PopulationError(f"at most {INT32_MAX} agents are supported, got {n}")
+    require_memory(
+        32 * n + graphs.graph_bytes(n, n * mean_degree / 2),
+        f"a synthetic population of {n} agents",
+        "use fewer agents (--agents)",
+    )
     rng = graphs._rng(key)
     decade = rng.choice(N_AGE_GROUPS, size=n, p=np.asarray(AGE_PYRAMID) / sum(AGE_PYRAMID))
     width = np.where(decade == N_AGE_GROUPS - 1, 20, 10)
@@ -86,7 +104,7 @@ def synthetic_population(n: int, mean_degree: float = 10.0, *, key: Any = None) 
 def read_ages(path: str | os.PathLike) -> np.ndarray:
     """Read an ages file (module docstring); line-numbered errors."""
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
     except OSError as err:
         raise PopulationError(f"cannot read ages file {str(path)!r}: {err.strerror}") from None
     except UnicodeDecodeError:

@@ -21,6 +21,7 @@ happiness test (sigmoid tangent, width ``happiness_scale``); relocation is discr
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -43,6 +44,19 @@ SCHELLING_PARAMS = ParamSpace(
 
 class Schelling(Model):
     """Schelling segregation on a torus (see module docstring)."""
+
+    observable_units: ClassVar[dict[str, str]] = {
+        "happy": "agents",
+        "segregation": "mean share of like neighbours",
+    }
+
+    def gradient_warning(self, n_steps: int) -> str | None:
+        """The threshold tangent estimates the logistic-smoothed count (tests/test_schelling.py)."""
+        return (
+            "schelling: E[happy] is piecewise constant in the threshold; the gradient is that "
+            "of the logistic-smoothed happy count (validated), not a finite difference of the "
+            "raw model, which depends on its step size"
+        )
 
     size: int = eqx.field(static=True, default=51)
     n_agents: int = eqx.field(static=True, default=1950)

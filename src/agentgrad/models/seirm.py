@@ -29,6 +29,8 @@ and ``new_infected`` (new exposures), ``new_dead`` per day.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -38,6 +40,7 @@ from scipy import stats
 from agentgrad import soft
 from agentgrad.engine import Model
 from agentgrad.estimators import Estimator, StraightThrough
+from agentgrad.models._checks import sir_estimator_warning
 from agentgrad.models.population import Population
 from agentgrad.params import Param, Params, ParamSpace
 from agentgrad.sampling import bernoulli
@@ -83,6 +86,21 @@ class SEIRMState(eqx.Module):
 
 class SEIRM(Model):
     """SEIRM with vaccination on a population's contact network (see module docstring)."""
+
+    observable_units: ClassVar[dict[str, str]] = {
+        "susceptible": "agents",
+        "exposed": "agents",
+        "infected": "agents",
+        "recovered": "agents",
+        "dead": "agents",
+        "new_infected": "agents per day",
+        "new_dead": "agents per day",
+    }
+
+    def gradient_warning(self, n_steps: int) -> str | None:
+        """Validated: StochasticDerivative over 20 days (transmission, seeding, dose delay);
+        straight-through only for ``mortality`` (tests/test_seirm.py)."""
+        return sir_estimator_warning(self.estimator, False, "seirm", horizon=(n_steps, 20))
 
     graph: Graph
     age_group: jax.Array

@@ -21,6 +21,8 @@ with ``sigma = gate_sigma``).  Initially each agent is infected with probability
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -28,6 +30,7 @@ import jax.numpy as jnp
 from agentgrad import soft
 from agentgrad.engine import Model
 from agentgrad.estimators import Estimator, StraightThrough
+from agentgrad.models._checks import sir_estimator_warning
 from agentgrad.params import Param, Params, ParamSpace, Uniform
 from agentgrad.sampling import bernoulli
 from agentgrad.spaces.graphs import Graph
@@ -73,6 +76,19 @@ class SIRState(eqx.Module):
 
 class SIRNetwork(Model):
     """Network SIR with quarantine and social distancing (see module docstring)."""
+
+    observable_units: ClassVar[dict[str, str]] = {
+        "new_infected": "fraction of agents per step",
+        "new_recovered": "fraction of agents per step",
+        "susceptible": "fraction of agents",
+        "infected": "fraction of agents",
+        "recovered": "fraction of agents",
+    }
+
+    def gradient_warning(self, n_steps: int) -> str | None:
+        """Validated: StochasticDerivative on any graph; every estimator on the complete
+        graph (tests/test_stochad.py, tests/test_sir_network.py)."""
+        return sir_estimator_warning(self.estimator, self.graph.is_complete, "sir-network")
 
     graph: Graph
     estimator: Estimator = StraightThrough()

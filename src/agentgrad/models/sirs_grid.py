@@ -17,6 +17,8 @@ R counts.  The paper uses ``GumbelSoftmax(0.05)``.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -39,6 +41,20 @@ SIRS_GRID_PARAMS = ParamSpace(
 
 class SIRSGrid(Model):
     """Spatial SIRS on a grid with von Neumann infection (see module docstring)."""
+
+    observable_units: ClassVar[dict[str, str]] = {
+        "susceptible": "agents",
+        "infected": "agents",
+        "recovered": "agents",
+    }
+
+    def gradient_warning(self, n_steps: int) -> str | None:
+        """Only the sign of the estimators' gradients is tested on this model."""
+        return (
+            f"sirs-grid gradients ({type(self.estimator).__name__}) are tested for their sign "
+            "only, not against finite differences; run `agentgrad gradcheck sirs-grid` "
+            "for your settings before relying on magnitudes"
+        )
 
     size: int = eqx.field(static=True, default=40)
     n_agents: int = eqx.field(static=True, default=1280)

@@ -23,7 +23,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agentgrad.errors import GraphError
+from agentgrad.errors import AgentgradError, GraphError
+from agentgrad.resources import INT32_MAX, require_memory
+
+
+def graph_bytes(n_nodes: int, n_edges: int) -> int:
+    """Rough peak host bytes of building a graph (int64 sort temporaries, int32 result)."""
+    return 120 * int(n_edges) + 24 * int(n_nodes)
 
 
 class Graph(eqx.Module):
@@ -106,6 +112,13 @@ def from_edges(src: Any, dst: Any, n_nodes: int | None = None) -> Graph:
     n_nodes = _check_n(n_nodes)
     if top > n_nodes:
         raise GraphError(f"edge refers to node {top - 1} but the graph has {n_nodes} nodes")
+    if n_nodes > INT32_MAX or 2 * src.size > INT32_MAX:
+        raise GraphError("graph too large for int32 edge indices (at most 2^31 - 1 nodes)")
+    require_memory(
+        graph_bytes(n_nodes, src.size),
+        f"a graph of {n_nodes} nodes and {src.size} edges",
+        "check the largest node id and the number of agents",
+    )
     keep = src != dst
     lo, hi = np.minimum(src[keep], dst[keep]), np.maximum(src[keep], dst[keep])
     codes = np.unique(lo * n_nodes + hi)
@@ -115,8 +128,6 @@ def from_edges(src: Any, dst: Any, n_nodes: int | None = None) -> Graph:
     order = np.lexsort((senders, receivers))
     senders, receivers = senders[order], receivers[order]
     degree = np.bincount(receivers, minlength=n_nodes)
-    if n_nodes >= 2**31 or len(senders) >= 2**31:
-        raise GraphError("graph too large for int32 edge indices")
     return Graph(
         jnp.asarray(senders, jnp.int32),
         jnp.asarray(receivers, jnp.int32),
@@ -128,6 +139,9 @@ def from_edges(src: Any, dst: Any, n_nodes: int | None = None) -> Graph:
 def complete(n: int) -> Graph:
     """Complete graph on ``n`` nodes, aggregated in O(n) without storing edges."""
     n = _check_n(n, 2)
+    if n > INT32_MAX:
+        raise GraphError(f"at most {INT32_MAX} nodes are supported, got {n}")
+    require_memory(4 * n, f"a complete graph of {n} nodes", "use fewer agents (--agents)")
     empty = jnp.zeros((0,), jnp.int32)
     return Graph(empty, empty, jnp.full((n,), n - 1, jnp.float32), n, True)
 
@@ -149,10 +163,16 @@ def erdos_renyi(
         p = mean_degree / (n - 1)
     if not 0 <= p <= 1:
         raise GraphError(f"edge probability p must be in [0, 1], got {p}")
-    rng = _rng(key)
     n_pairs = n * (n - 1) // 2
+    require_memory(
+        graph_bytes(n, p * n_pairs) * 1.5,
+        f"an Erdős–Rényi graph of {n} nodes and mean degree {p * (n - 1):g}",
+        "use fewer agents (--agents) or a smaller mean degree",
+    )
+    rng = _rng(key)
     m = int(rng.binomial(n_pairs, p))
-    if m > n_pairs // 2:  # dense: sample the complement instead would be cheaper; keep simple
+    if m > n_pairs // 2:  # dense
+        require_memory(9 * n * n, f"a dense graph of {n} nodes", "use fewer agents")
         codes = np.flatnonzero(np.triu(rng.random((n, n)) < p, 1))
         return from_edges(codes // n, codes % n, n)
     codes = np.zeros(0, np.int64)
@@ -178,6 +198,7 @@ def watts_strogatz(n: int, k: int, p: float, *, key: Any = None) -> Graph:
         raise GraphError(f"watts_strogatz: k must be an even integer in [2, n-1], got {k}")
     if not 0 <= p <= 1:
         raise GraphError(f"watts_strogatz: rewiring probability must be in [0, 1], got {p}")
+    require_memory(graph_bytes(n, n * k // 2) * 2, f"a graph of {n} nodes", "use fewer agents")
     rng = _rng(key)
     src = np.repeat(np.arange(n), k // 2)
     lattice = (src + np.tile(np.arange(1, k // 2 + 1), n)) % n
@@ -199,6 +220,7 @@ def barabasi_albert(n: int, m: int, *, key: Any = None) -> Graph:
     n = _check_n(n, 2)
     if not isinstance(m, int | np.integer) or not 1 <= m < n:
         raise GraphError(f"barabasi_albert: m must be an integer in [1, n-1], got {m}")
+    require_memory(graph_bytes(n, n * m) * 2, f"a graph of {n} nodes", "use fewer agents")
     rng = _rng(key)
     src = np.empty((n - m) * m, np.int64)
     dst = np.empty_like(src)
@@ -219,15 +241,13 @@ def barabasi_albert(n: int, m: int, *, key: Any = None) -> Graph:
     return from_edges(src, dst, n)
 
 
-def from_edge_list(path: str | os.PathLike, n_nodes: int | None = None) -> Graph:
-    """Read an undirected graph from a text file: one ``u v`` pair per line.
+def read_edge_list(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Read the endpoint arrays of an edge-list file (format: :func:`from_edge_list`).
 
-    Node ids are non-negative integers (0-based); columns are separated by whitespace
-    or a comma; blank lines and lines starting with ``#`` are ignored; extra columns
-    (e.g. weights) are ignored.  ``n_nodes`` defaults to the largest id + 1.
+    UTF-8 with or without a byte-order mark; line-numbered errors.
     """
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:
             lines = fh.read().splitlines()
     except OSError as err:
         raise GraphError(f"cannot read graph file {str(path)!r}: {err.strerror}") from None
@@ -249,11 +269,26 @@ def from_edge_list(path: str | os.PathLike, n_nodes: int | None = None) -> Graph
             ) from None
         if u < 0 or v < 0:
             raise GraphError(f"{path}:{lineno}: node ids must be non-negative, got {text[:40]!r}")
+        if max(u, v) > INT32_MAX - 1:
+            raise GraphError(f"{path}:{lineno}: node id {max(u, v)} exceeds {INT32_MAX - 1}")
         src.append(u)
         dst.append(v)
     if not src:
         raise GraphError(f"graph file {str(path)!r} contains no edges")
-    return from_edges(np.asarray(src, np.int64), np.asarray(dst, np.int64), n_nodes)
+    return np.asarray(src, np.int64), np.asarray(dst, np.int64)
+
+
+def from_edge_list(path: str | os.PathLike, n_nodes: int | None = None) -> Graph:
+    """Read an undirected graph from a text file: one ``u v`` pair per line.
+
+    Node ids are non-negative integers (0-based); columns are separated by whitespace
+    or a comma; blank lines and lines starting with ``#`` are ignored; extra columns
+    (e.g. weights) are ignored; a UTF-8 byte-order mark (Excel's "CSV UTF-8") is
+    accepted.  Self-loops are dropped and duplicate edges merged.  ``n_nodes`` defaults
+    to the largest id + 1; ids at or above ``n_nodes`` are an error.
+    """
+    src, dst = read_edge_list(path)
+    return from_edges(src, dst, n_nodes)
 
 
 def from_networkx(graph: Any) -> Graph:
@@ -270,27 +305,44 @@ def from_networkx(graph: Any) -> Graph:
     return from_edges(edges[:, 0], edges[:, 1], len(index))
 
 
-def parse_graph(spec: str, n: int, key: Any) -> Graph:
+def parse_graph(spec: str, n: int | None, key: Any, default_n: int = 10_000) -> Graph:
     """Parse a command-line graph spec: ``complete``, ``erdos-renyi:MEAN_DEGREE``,
-    ``watts-strogatz:K:P``, ``barabasi-albert:M`` or ``file:PATH``."""
+    ``watts-strogatz:K:P``, ``barabasi-albert:M`` or ``file:PATH``.
+
+    ``n`` is the requested number of agents (``None``: ``default_n`` for generators, the
+    file's node count for ``file:``).  With ``file:`` and an explicit ``n``, every node id
+    must be below ``n`` and the file must name node ``n - 1`` (a mismatch is an error
+    rather than silently simulating another population size).
+    """
     name, _, rest = spec.partition(":")
     args = rest.split(":") if rest else []
+    size = default_n if n is None else n
     try:
         if name == "complete" and not args:
-            return complete(n)
+            return complete(size)
         if name == "erdos-renyi" and len(args) == 1:
-            return erdos_renyi(n, float(args[0]), key=key)
+            return erdos_renyi(size, float(args[0]), key=key)
         if name == "watts-strogatz" and len(args) == 2:
-            return watts_strogatz(n, int(args[0]), float(args[1]), key=key)
+            return watts_strogatz(size, int(args[0]), float(args[1]), key=key)
         if name == "barabasi-albert" and len(args) == 1:
-            return barabasi_albert(n, int(args[0]), key=key)
+            return barabasi_albert(size, int(args[0]), key=key)
     except ValueError as err:
-        if isinstance(err, GraphError):
+        if isinstance(err, AgentgradError):
             raise
         raise GraphError(f"graph {spec!r}: arguments must be numbers ({err})") from None
     if name == "file" and rest:
-        graph = from_edge_list(rest)
-        return graph
+        src, dst = read_edge_list(rest)
+        top = int(max(src.max(), dst.max())) + 1
+        if n is not None and top > n:
+            raise GraphError(
+                f"{rest}: names node {top - 1} but --agents is {n}; node ids must be < --agents"
+            )
+        if n is not None and top < n:
+            raise GraphError(
+                f"{rest}: names nodes 0..{top - 1} only but --agents is {n}; omit --agents to "
+                f"use the file's {top} nodes"
+            )
+        return from_edges(src, dst, top)
     raise GraphError(
         f"unknown graph {spec!r}; use complete, erdos-renyi:MEAN_DEGREE, "
         "watts-strogatz:K:P, barabasi-albert:M or file:PATH"

@@ -1,0 +1,173 @@
+"""Memory estimates checked before any memory is spent.
+
+A command refuses, with one line, work whose estimated peak memory exceeds what the
+machine has: the estimate, the limit and the option to change.  Estimates are cheap
+(sizes and ``jax.eval_shape``, nothing allocated) and deliberately rough — they exist
+to stop a billion-agent typo before it takes the machine down, not to predict usage to
+the byte.
+
+The limit is the smaller of ``MemAvailable`` (``/proc/meminfo``) and the cgroup limit
+(``/sys/fs/cgroup/memory.max``) on the host, and the device's ``bytes_limit`` on an
+accelerator.  ``AGENTGRAD_MEMORY_LIMIT`` overrides it (``16G``, ``500M``, bytes), and
+``AGENTGRAD_MEMORY_LIMIT=off`` disables the check.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agentgrad.errors import AgentgradError
+
+INT32_MAX = 2**31 - 1
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+class ResourceError(AgentgradError):
+    """The requested work does not fit in memory, or a size overflows."""
+
+
+def format_bytes(n: float) -> str:
+    """``1.5 GiB``-style text."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"  # pragma: no cover
+
+
+def _parse_limit(text: str) -> int | None:
+    text = text.strip().upper().removesuffix("B").removesuffix("I")
+    if text in ("OFF", "NONE", "0", ""):
+        return None
+    unit = text[-1] if text[-1] in _UNITS else ""
+    try:
+        return int(float(text[: len(text) - len(unit)]) * _UNITS[unit])
+    except ValueError:
+        raise ResourceError(
+            f"AGENTGRAD_MEMORY_LIMIT={text!r} is not a size (e.g. 16G, 500M) or 'off'"
+        ) from None
+
+
+def host_memory_limit() -> int:
+    """Bytes of host memory this process can still use."""
+    limits = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                limits.append(int(line.split()[1]) * 1024)
+    except OSError:
+        pass
+    try:
+        text = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if text.isdigit():
+            limits.append(int(text))
+    except OSError:
+        pass
+    if not limits:
+        try:
+            limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
+        except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+            limits.append(2**63)
+    return min(limits)
+
+
+def memory_limit(device: bool = False) -> int | None:
+    """The limit checks compare against (``None``: checking is switched off)."""
+    override = os.environ.get("AGENTGRAD_MEMORY_LIMIT")
+    if override is not None:
+        return _parse_limit(override)
+    if device:
+        import jax
+
+        dev = jax.devices()[0]
+        if dev.platform != "cpu":
+            stats = dev.memory_stats() or {}
+            if "bytes_limit" in stats:
+                return int(stats["bytes_limit"])
+    return host_memory_limit()
+
+
+def require_memory(nbytes: float, what: str, hint: str, device: bool = False) -> None:
+    """Raise :class:`ResourceError` if ``nbytes`` exceeds the memory limit.
+
+    ``what`` says what needs the memory, ``hint`` which option to change.
+    """
+    limit = memory_limit(device)
+    if limit is not None and nbytes > limit:
+        raise ResourceError(
+            f"{what} needs about {format_bytes(nbytes)} of memory but only "
+            f"{format_bytes(limit)} is available; {hint}"
+        )
+
+
+def check_size(value: int, name: str, maximum: int = INT32_MAX) -> int:
+    """An integer size that fits the int32 indices the engine uses."""
+    if value > maximum:
+        raise ResourceError(f"{name} = {value} is too large: at most {maximum} is supported")
+    return value
+
+
+def tree_bytes(tree: Any) -> int:
+    """Bytes of every array (or ``ShapeDtypeStruct``) leaf of a pytree."""
+    import jax
+
+    total = 0
+    for leaf in jax.tree.leaves(tree):
+        if hasattr(leaf, "shape") and hasattr(leaf, "dtype"):
+            total += int(np.prod(leaf.shape, dtype=np.float64)) * np.dtype(leaf.dtype).itemsize
+    return total
+
+
+def state_bytes(model: Any, params: Any) -> int:
+    """Bytes of one run's state, from ``jax.eval_shape(model.init)`` (nothing allocated)."""
+    import jax
+
+    shapes = jax.eval_shape(model.init, params, jax.random.key(0))
+    return tree_bytes(shapes)
+
+
+def observable_bytes(model: Any, params: Any) -> int:
+    """Bytes of one step's observables of one run."""
+    import jax
+
+    def obs(key):
+        state = model.init(params, key)
+        return model.observe(state, params, jax.numpy.zeros((), jax.numpy.float32))
+
+    return tree_bytes(jax.eval_shape(obs, jax.random.key(0)))
+
+
+def simulation_bytes(
+    model: Any,
+    params: Any,
+    *,
+    batch: int,
+    steps: int,
+    runs: int,
+    directions: int = 0,
+    reverse: bool = False,
+    checkpoint: bool = False,
+    extra_outputs: Iterable[int] = (),
+) -> int:
+    """Rough peak bytes of simulating ``runs`` runs, ``batch`` at a time.
+
+    Per run in a batch: the state, the model's arrays gathered per step (edge lists) and
+    a factor 4 for temporaries; forward mode multiplies the state by ``1 + directions``;
+    reverse mode stores about two states per step (or per ``sqrt(steps)`` with
+    ``checkpoint``).  Outputs: ``runs x steps`` observables on the host.
+    """
+    import jax
+
+    state = state_bytes(model, params)
+    structure = tree_bytes(jax.tree.leaves(model))
+    per_run = 4 * (state + structure) * (1 + directions)
+    if reverse:
+        stored = int(np.sqrt(steps)) + 1 if checkpoint else steps
+        per_run += 2 * state * stored * max(1, directions)
+    outputs = observable_bytes(model, params) * steps * runs * max(1, 1 + directions)
+    return int(structure + batch * per_run + outputs + sum(extra_outputs))
