@@ -5,7 +5,7 @@ from agentgrad.engine import Model, Trajectory, ensemble, simulate
 from agentgrad.errors import AgentgradError, GraphError, ParameterError
 from agentgrad.estimators import Estimator, GumbelSoftmax, NoGradient, StraightThrough
 from agentgrad.params import Beta, LogNormal, Normal, Param, ParamSpace, Prior, Uniform
-from agentgrad.sampling import bernoulli, binomial, categorical, poisson
+from agentgrad.sampling import bernoulli, binomial, categorical, geometric, poisson
 from agentgrad.spaces import Graph, Grid, graphs
 from agentgrad.stochad import SmoothedStochasticDerivative, StochasticDerivative
 
@@ -36,6 +36,7 @@ __all__ = [
     "binomial",
     "categorical",
     "ensemble",
+    "geometric",
     "gradients",
     "graphs",
     "models",

@@ -58,6 +58,10 @@ class Estimator(eqx.Module):
         """``hard ~ Poisson(lam)`` as float."""
         raise NotImplementedError
 
+    def geometric(self, hard: jax.Array, p: jax.Array) -> jax.Array:
+        """``hard ~ Geometric(p)`` (failures before the first success) as float."""
+        raise NotImplementedError(f"{type(self).__name__} does not support geometric draws")
+
 
 class NoGradient(Estimator):
     """Plain discrete sampling: the draw carries no derivative."""
@@ -72,6 +76,9 @@ class NoGradient(Estimator):
         return sg(hard)
 
     def poisson(self, hard, lam):
+        return sg(hard)
+
+    def geometric(self, hard, p):
         return sg(hard)
 
 
@@ -89,6 +96,9 @@ class StraightThrough(Estimator):
 
     def poisson(self, hard, lam):
         return straight_through(hard, lam)
+
+    def geometric(self, hard, p):
+        return straight_through(hard, (1 - p) / p)
 
 
 class GumbelSoftmax(Estimator):
@@ -123,6 +133,9 @@ class GumbelSoftmax(Estimator):
 
     def poisson(self, hard, lam):
         return self._gaussian(hard, lam, lam)
+
+    def geometric(self, hard, p):
+        return self._gaussian(hard, (1 - p) / p, (1 - p) / p**2)
 
     def _gaussian(self, hard, mean, var):
         """Pathwise tangent of the Gaussian approximation ``mean + sqrt(var) z``."""

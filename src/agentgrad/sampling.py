@@ -10,6 +10,12 @@ distribution parameter, never on the estimator.
   conditionally on ``x`` for the estimators that need it.
 * Binomial(n, p): ``jax.random.binomial``.
 * Poisson(lam): ``jax.random.poisson``.
+* Geometric(p): failures before the first success, by inversion
+  ``x = floor(log u / log(1 - p))``.
+
+Parameters outside their domain are clipped, with derivative 0 outside and 1 on the
+boundary itself (``p = 0`` or ``1``, ``lam = 0``): the one-sided derivative, not the 1/2
+that ``jnp.clip`` would give there.
 """
 
 from __future__ import annotations
@@ -20,6 +26,13 @@ import jax.numpy as jnp
 from agentgrad.estimators import Estimator, StraightThrough
 
 _DEFAULT = StraightThrough()
+
+
+def _clip(x: jax.Array, lower: float, upper: float | None = None) -> jax.Array:
+    """``clip(x, lower, upper)`` whose derivative is 1 on ``[lower, upper]`` (boundaries
+    included, the one-sided derivative there) and 0 outside."""
+    inside = (x >= lower) if upper is None else (x >= lower) & (x <= upper)
+    return jnp.where(inside, x, jax.lax.stop_gradient(jnp.clip(x, lower, upper)))
 
 
 def _shape(shape: tuple[int, ...] | None, *arrays: jax.Array) -> tuple[int, ...]:
@@ -36,7 +49,7 @@ def bernoulli(
 
     ``p`` is clipped to ``[0, 1]``; ``shape`` defaults to ``p``'s shape.
     """
-    p = jnp.clip(jnp.asarray(p, jnp.float32), 0.0, 1.0)
+    p = _clip(jnp.asarray(p, jnp.float32), 0.0, 1.0)
     shape = _shape(shape, p)
     p = jnp.broadcast_to(p, shape)
     u = jax.random.uniform(key, shape, jnp.float32)
@@ -99,7 +112,7 @@ def binomial(
 ) -> jax.Array:
     """Draw ``x ~ Binomial(n, p)`` as float32 with the estimator's tangent."""
     n = jnp.asarray(n, jnp.float32)
-    p = jnp.clip(jnp.asarray(p, jnp.float32), 0.0, 1.0)
+    p = _clip(jnp.asarray(p, jnp.float32), 0.0, 1.0)
     shape = _shape(shape, n, p)
     n, p = jnp.broadcast_to(n, shape), jnp.broadcast_to(p, shape)
     hard = jax.random.binomial(key, jax.lax.stop_gradient(n), jax.lax.stop_gradient(p), shape)
@@ -113,8 +126,29 @@ def poisson(
     shape: tuple[int, ...] | None = None,
 ) -> jax.Array:
     """Draw ``x ~ Poisson(lam)`` as float32 with the estimator's tangent (``lam >= 0``)."""
-    lam = jnp.maximum(jnp.asarray(lam, jnp.float32), 0.0)
+    lam = _clip(jnp.asarray(lam, jnp.float32), 0.0)
     shape = _shape(shape, lam)
     lam = jnp.broadcast_to(lam, shape)
     hard = jax.random.poisson(key, jax.lax.stop_gradient(lam), shape)
     return estimator.poisson(hard.astype(jnp.float32), lam)
+
+
+def geometric(
+    key: jax.Array,
+    p: jax.Array | float,
+    estimator: Estimator = _DEFAULT,
+    shape: tuple[int, ...] | None = None,
+) -> jax.Array:
+    """Draw ``x ~ Geometric(p)``: failures before the first success, ``P(x = k) = (1-p)^k p``.
+
+    By inversion, ``x = floor(log u / log(1 - p))`` (non-increasing in ``p`` for fixed
+    ``u``, the coupling of the stochastic-derivative rule); ``p`` is clipped to
+    ``[1e-6, 1]``.  Returns float32 with the estimator's tangent (``E[x] = (1 - p) / p``).
+    """
+    p = _clip(jnp.asarray(p, jnp.float32), 1e-6, 1.0)
+    shape = _shape(shape, p)
+    p = jnp.broadcast_to(p, shape)
+    u = jax.random.uniform(key, shape, jnp.float32, minval=jnp.finfo(jnp.float32).tiny)
+    ps = jax.lax.stop_gradient(p)
+    hard = jnp.where(ps >= 1.0, 0.0, jnp.floor(jnp.log(u) / jnp.log1p(-jnp.minimum(ps, 1 - 1e-7))))
+    return estimator.geometric(hard.astype(jnp.float32), p)

@@ -40,11 +40,63 @@ import jax.numpy as jnp
 from agentgrad.errors import AgentgradError
 from agentgrad.stochad import recorder
 
-RES_SIZE = 6  # reservoir: [S, group, step, site, index, sign]
+RES_SIZE = 7  # reservoir: [S, group, step, site, index_hi, index_lo, sign]
+_LO = 2**16  # element index = index_hi * 2**16 + index_lo (each part exact in float32)
+_BLOCK = 4096  # two-level selection: blocks of this many elements, then within a block
 
 
 def empty_reservoir() -> jax.Array:
     return jnp.zeros((RES_SIZE,), jnp.float32)
+
+
+def _last_positive(a: jax.Array) -> jax.Array:
+    return jnp.max(jnp.where(a > 0, jnp.arange(a.shape[0]), 0))
+
+
+def _select(a: jax.Array, u: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Index ``j`` drawn with probability ``a_j / sum(a)`` (``a >= 0``, flat), and the sum.
+
+    Two levels (block sums, then one block) keep float32 cumulative sums short, so the
+    selection is accurate for draws of any size; the index is int32 (exact to 2^31).
+    """
+    n = a.shape[0]
+    if n <= _BLOCK:
+        cdf = jnp.cumsum(a)
+        total = cdf[-1]
+        j = jnp.minimum(jnp.sum(cdf <= u * total), _last_positive(a))
+        return j.astype(jnp.int32), total
+    n_blocks = -(-n // _BLOCK)
+    blocks = jnp.pad(a, (0, n_blocks * _BLOCK - n)).reshape(n_blocks, _BLOCK)
+    sums = jnp.sum(blocks, axis=1)
+    cum = jnp.cumsum(sums)
+    total = cum[-1]
+    target = u * total
+    b = jnp.minimum(jnp.sum(cum <= target), _last_positive(sums))
+    row = blocks[b]
+    within = jnp.clip(target - (cum[b] - sums[b]), 0.0, sums[b])
+    k = jnp.minimum(jnp.sum(jnp.cumsum(row) <= within), _last_positive(row))
+    return (b * _BLOCK + k).astype(jnp.int32), total
+
+
+def draw_summary(weights, group, step, site, u):
+    """One draw's candidate: element chosen with probability ``|w_j| / S_draw`` (``u``),
+    as a reservoir vector whose first entry is ``S_draw``."""
+    flat = weights.reshape(-1)
+    j, total = _select(jnp.abs(flat).astype(jnp.float32), u)
+    sign = jnp.where(flat[j] < 0, -1.0, 1.0)
+    hi, lo = j // _LO, j % _LO
+    return jnp.stack(
+        [total, group, step, site, hi.astype(jnp.float32), lo.astype(jnp.float32), sign]
+    ).astype(jnp.float32)
+
+
+def merge_summaries(summaries: jax.Array, u: jax.Array) -> jax.Array:
+    """Keep one of ``summaries`` (shape ``(G, RES_SIZE)``) with probability proportional
+    to its total; the result's total is the sum (weighted reservoir sampling, one shot)."""
+    totals = summaries[:, 0]
+    g, total = _select(totals, u)
+    kept = summaries[g].at[0].set(total)
+    return jnp.where(total > 0, kept, empty_reservoir())
 
 
 def fold_weights(res, weights, group, step, site, u):
@@ -53,18 +105,7 @@ def fold_weights(res, weights, group, step, site, u):
     ``u`` holds two uniforms: one picks the element within the draw, one decides whether
     it replaces the kept candidate.
     """
-    a = jnp.abs(weights.reshape(-1)).astype(jnp.float32)
-    total = jnp.sum(a)
-    cdf = jnp.cumsum(a)
-    j = jnp.minimum(jnp.sum(cdf <= u[0] * total), a.shape[0] - 1)
-    sign = jnp.where(weights.reshape(-1)[j] < 0, -1.0, 1.0)
-    new_total = res[0] + total
-    replace = (total > 0) & (u[1] * new_total < total)
-    cand = jnp.stack([new_total, group, step, site, j.astype(jnp.float32), sign]).astype(
-        jnp.float32
-    )
-    kept = res.at[0].set(new_total)
-    return jnp.where(replace, cand, kept)
+    return fold_reservoir(res, draw_summary(weights, group, step, site, u[0]), u[1])
 
 
 def fold_reservoir(res, other, u):
@@ -83,10 +124,11 @@ def reservoir_step(res, carriers, group, step, u):
 @reservoir_step.defjvp
 def _reservoir_step_jvp(primals, tangents):
     res, carriers, group, step, u = primals
-    r = tangents[0]
-    for site, c in enumerate(tangents[1]):
-        r = fold_weights(r, c, group, step, jnp.float32(site), u[site])
-    return res, r
+    summaries = [
+        draw_summary(c, group, step, jnp.float32(site), u[site, 0])
+        for site, c in enumerate(tangents[1])
+    ]
+    return res, merge_summaries(jnp.stack([tangents[0], *summaries]), u[0, 1])
 
 
 def fold_scope(res, carriers, group, step, key):
@@ -98,8 +140,9 @@ def fold_scope(res, carriers, group, step, key):
 
 
 def _plan(res: jax.Array) -> recorder.FlipPlan:
-    i = jnp.round(res[1:5]).astype(jnp.int32)
-    return recorder.FlipPlan(i[0], i[1], i[2], i[3], (res[0] > 0).astype(jnp.int32), res[5])
+    i = jnp.round(res[1:6]).astype(jnp.int32)
+    index = i[3] * _LO + i[4]
+    return recorder.FlipPlan(i[0], i[1], i[2], index, (res[0] > 0).astype(jnp.int32), res[6])
 
 
 def derivative_estimate(
@@ -128,12 +171,15 @@ def derivative_estimate(
     (out, _), (out_dot, carriers_dot) = jax.jvp(recorded, (params,), (direction,))
     k_select = jax.random.fold_in(key, 0x5AD)
     res = empty_reservoir()
-    for n, ((kind, group), c) in enumerate(zip(meta, carriers_dot, strict=True)):
-        u = jax.random.uniform(jax.random.fold_in(k_select, n), (2,))
-        if kind == "draw":
-            res = fold_weights(res, c, jnp.float32(group), 0.0, 0.0, u)
-        else:
-            res = fold_reservoir(res, c, u[0])
+    if meta:  # one independent summary per site, then one selection among them
+        u = jax.random.uniform(k_select, (len(meta) + 1,))
+        summaries = jnp.stack(
+            [
+                draw_summary(c, jnp.float32(group), 0.0, 0.0, u[n]) if kind == "draw" else c
+                for n, ((kind, group), c) in enumerate(zip(meta, carriers_dot, strict=True))
+            ]
+        )
+        res = merge_summaries(summaries, u[-1])
     with recorder.scope(recorder.Scope("flip", plan=_plan(res))):
         out_alt = fn(params, key)
     return out_dot + res[0] * (out_alt - out)
@@ -147,20 +193,32 @@ def grad_estimate(
 ) -> dict[str, jax.Array]:
     """Independent per-sample gradient estimates of ``E[fn(params, key)]``.
 
-    Returns ``name -> array (n_samples, *output_shape)``: sample ``s`` uses key
-    ``split(key, n_samples)[s]`` for every parameter direction (``vmap`` over both).
+    ``params`` maps names to scalars or arrays.  Returns ``name -> array`` of shape
+    ``(n_samples, *output_shape, *param_shape)`` (the ``jax.jacobian`` layout; for a
+    scalar parameter ``(n_samples, *output_shape)``).  Sample ``s`` uses key
+    ``split(key, n_samples)[s]`` for every direction (one basis direction per parameter
+    element; ``vmap`` over keys and directions).
     """
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
         raise AgentgradError(f"n_samples must be a positive integer, got {n_samples!r}")
     if not isinstance(params, Mapping) or not params:
-        raise AgentgradError("grad_estimate needs params as a non-empty dict of scalars")
+        raise AgentgradError("grad_estimate needs params as a non-empty dict of arrays")
     names = list(params)
     params = {n: jnp.asarray(params[n], jnp.float32) for n in names}
-    basis = jnp.eye(len(names), dtype=jnp.float32)
+    sizes = [int(params[n].size) for n in names]
+    offsets = [sum(sizes[:i]) for i in range(len(names) + 1)]
+    basis = jnp.eye(offsets[-1], dtype=jnp.float32)
 
     def one(k, e):
-        return derivative_estimate(fn, params, k, dict(zip(names, e, strict=True)))
+        direction = {
+            n: e[offsets[i] : offsets[i + 1]].reshape(params[n].shape) for i, n in enumerate(names)
+        }
+        return derivative_estimate(fn, params, k, direction)
 
     keys = jax.random.split(key, n_samples)
     est = jax.jit(jax.vmap(jax.vmap(one, (None, 0)), (0, None)))(keys, basis)
-    return {n: est[:, i] for i, n in enumerate(names)}
+    out = {}
+    for i, n in enumerate(names):
+        block = jnp.moveaxis(est[:, offsets[i] : offsets[i + 1]], 1, -1)
+        out[n] = block.reshape(block.shape[:-1] + params[n].shape)
+    return out

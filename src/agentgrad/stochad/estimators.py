@@ -99,6 +99,14 @@ class StochasticDerivative(Estimator):
             lambda plan: sg(hard) + plan.sign,
         )
 
+    def geometric(self, hard, p):
+        return self._elementwise(
+            hard,
+            p,
+            lambda: rules.geometric_carrier(p, sg(hard)),
+            lambda plan: sg(hard) + plan.sign,
+        )
+
     def categorical(self, hard, logp, gumbel):
         sc = recorder.current()
         if sc is None:
@@ -131,6 +139,9 @@ class SmoothedStochasticDerivative(Estimator):
 
     def poisson(self, hard, lam):
         return rules.smoothed_poisson(hard, lam)
+
+    def geometric(self, hard, p):
+        return rules.smoothed_geometric(hard, p)
 
     def categorical(self, hard, logp, gumbel):
         return rules.smoothed_categorical(hard, jnp.exp(logp))

@@ -26,6 +26,12 @@ from typing import Any
 
 import equinox as eqx
 import jax
+from jax._src import core as jax_core
+
+try:
+    from jax.extend.core import get_opaque_trace_state
+except ImportError:  # pragma: no cover - older JAX
+    from jax._src.core import get_opaque_trace_state
 
 _CURRENT: contextvars.ContextVar[Scope | None] = contextvars.ContextVar(
     "agentgrad_stochad_scope", default=None
@@ -54,8 +60,13 @@ class Scope:
     carriers: list[jax.Array] = field(default_factory=list)
     meta: list[tuple[str, int]] = field(default_factory=list)
     counter: int = 0  # draws (and, at top level, simulate calls) seen so far
+    trace: Any = field(default_factory=lambda: _trace_state())
 
     def next_site(self) -> int:
+        """Index of the next draw; raises if it runs under a JAX transformation that was
+        opened inside this scope (its jump weights could not leave that trace)."""
+        if _trace_state() != self.trace:
+            raise _misuse_error()
         self.counter += 1
         return self.counter - 1
 
@@ -63,6 +74,28 @@ class Scope:
         """Record a carrier: ``kind`` is "draw" (jump weights) or "reservoir" (simulate)."""
         self.carriers.append(carrier)
         self.meta.append((kind, site))
+
+
+def _trace_state() -> Any:
+    return get_opaque_trace_state(convention="flax")
+
+
+def _misuse_error() -> Exception:
+    from agentgrad.stochad.estimators import StochasticDerivativeError
+
+    kind = type(getattr(getattr(jax_core, "trace_ctx", None), "trace", None)).__name__
+    where = (
+        "jax.vmap"
+        if "Batch" in kind
+        else ("a lax.scan / fori_loop / while_loop / cond, jax.jit or jax.checkpoint")
+    )
+    return StochasticDerivativeError(
+        f"a StochasticDerivative draw (or simulate call) ran inside {where} opened inside "
+        "the estimated function; its jump would be silently lost.  Write the loop as a "
+        "Model step and run it with agentgrad.simulate (which supports draws in every "
+        "step), keep draws at the function's top level (Python loops are fine), or vmap "
+        "derivative_estimate itself"
+    )
 
 
 def current() -> Scope | None:

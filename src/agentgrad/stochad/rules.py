@@ -12,6 +12,10 @@ event of probability ``w eps`` on which it jumps to an alternative ``X + Delta``
   ``dp < 0``: ``Delta = -1``, ``w = -dp X / p``.
 * Poisson(lam): ``dlam > 0``: ``Delta = +1``, ``w = dlam``; ``dlam < 0``: ``Delta = -1``,
   ``w = -dlam X / lam``.
+* Geometric(p) by inversion (``X = floor(log u / log(1 - p))``, non-increasing in ``p``):
+  ``dp > 0``: ``Delta = -1``, ``w = dp X / (p (1 - p))``; ``dp < 0``: ``Delta = +1``,
+  ``w = -dp (X + 1) / p``.  (``P(X >= x) = (1 - p)^x``; the jump probability is the
+  change of that tail divided by ``P(X = x)``.)
 * Categorical(p) by inversion (``X = min{k : u < F_k}``, ``F`` cumulative): with
   ``L = sum_{i<X} dp_i`` and ``R = sum_{i<=X} dp_i``, ``X`` jumps down to the nearest
   lower category of non-zero probability with ``w = max(L, 0) / p_X`` and up to the
@@ -59,6 +63,11 @@ def poisson_weight(lam, x, dlam):
     return jnp.where(dlam > 0, dlam, dlam * x / _safe(lam))
 
 
+def geometric_weight(p, x, dp):
+    """Signed jump weight (sign = Delta) of each geometric draw."""
+    return jnp.where(dp > 0, -dp * x / _safe(p * (1 - p)), -dp * (x + 1) / _safe(p))
+
+
 def _neighbours(probs, x):
     """Masks of categories below / above the drawn one, and whether a non-zero one exists."""
     k = jnp.arange(probs.shape[-1])
@@ -99,6 +108,7 @@ bernoulli_carrier = _carrier(bernoulli_weight)
 binomial_carrier = _carrier(lambda p, n, x, dp: binomial_weight(p, n, x, dp))
 categorical_carrier = _carrier(categorical_weight)
 poisson_carrier = _carrier(poisson_weight)
+geometric_carrier = _carrier(geometric_weight)
 
 
 # ----------------------------------------------------------------------- alternatives
@@ -117,21 +127,40 @@ def categorical_alternative(probs, x, up):
 # ----------------------------------------------------------------------- smoothing
 
 
+def _two_sided(up, down, lower_edge, upper_edge):
+    """``(up + down) / 2``, or the one existing side on a boundary of the parameter."""
+    return jnp.where(lower_edge, up, jnp.where(upper_edge, down, (up + down) / 2))
+
+
 def smoothed_bernoulli(hard, p):
-    """Tangent ``dp / (2 (1 - p))`` at ``X = 0`` and ``dp / (2 p)`` at ``X = 1``."""
-    c = sg((1 - hard) / (2 * _safe(1 - p)) + hard / (2 * _safe(p)))
+    """Tangent ``dp / (2 (1 - p))`` at ``X = 0`` and ``dp / (2 p)`` at ``X = 1``
+    (one-sided at ``p = 0`` / ``1``: ``dp / (1 - p)`` / ``dp / p``)."""
+    p0 = sg(p)
+    up, down = (1 - hard) / _safe(1 - p0), hard / _safe(p0)
+    c = sg(_two_sided(up, down, p0 <= 0, p0 >= 1))
     return straight_through(hard, c * p)
 
 
 def smoothed_binomial(hard, n, p):
-    """Tangent ``dp ((n - X) / (1 - p) + X / p) / 2``."""
-    c = sg(((n - hard) / _safe(1 - p) + hard / _safe(p)) / 2)
+    """Tangent ``dp ((n - X) / (1 - p) + X / p) / 2`` (one-sided on the boundary)."""
+    p0 = sg(p)
+    up, down = (n - hard) / _safe(1 - p0), hard / _safe(p0)
+    c = sg(_two_sided(up, down, p0 <= 0, p0 >= 1))
     return straight_through(hard, c * p)
 
 
 def smoothed_poisson(hard, lam):
-    """Tangent ``dlam (1 + X / lam) / 2``."""
-    return straight_through(hard, sg((1 + hard / _safe(lam)) / 2) * lam)
+    """Tangent ``dlam (1 + X / lam) / 2`` (``dlam`` at ``lam = 0``)."""
+    lam0 = sg(lam)
+    c = sg(_two_sided(1.0, hard / _safe(lam0), lam0 <= 0, False))
+    return straight_through(hard, c * lam)
+
+
+def smoothed_geometric(hard, p):
+    """Tangent ``-dp (X / (p (1 - p)) + (X + 1) / p) / 2`` (``-dp (X + 1) / p`` at ``p = 1``)."""
+    p0 = sg(p)
+    c = sg(-_two_sided(hard / _safe(p0 * (1 - p0)), (hard + 1) / _safe(p0), False, p0 >= 1))
+    return straight_through(hard, c * p)
 
 
 def smoothed_categorical(hard, probs):
