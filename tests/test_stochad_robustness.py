@@ -189,7 +189,5 @@ def test_geometric_derivatives_against_exact(p0):
     assert abs(g.mean() - exact) < 4 * g.std() / np.sqrt(g.size)
     smoothed = ag.SmoothedStochasticDerivative()
     keys = jax.random.split(jax.random.key(2), 4000)
-    gs = jax.vmap(lambda kk: jax.grad(lambda p: fn({"p": p}, kk, smoothed))(jnp.float32(p0)))(
-        keys
-    )
+    gs = jax.vmap(lambda kk: jax.grad(lambda p: fn({"p": p}, kk, smoothed))(jnp.float32(p0)))(keys)
     assert abs(float(gs.mean()) - exact) < 4 * float(gs.std()) / np.sqrt(4000)
