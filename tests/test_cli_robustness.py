@@ -3,7 +3,7 @@ computed or half-written), output safety, provenance, discoverability and plugin
 
 import json
 import os
-import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -293,44 +293,11 @@ def test_calibrate_help_shows_bracketed_text():
     assert "E[loss]" in result.output
 
 
-PLUGIN = '''
-import jax
-import jax.numpy as jnp
-import agentgrad as ag
-
-
-class Walkers(ag.Model):
-    """Random walkers that step right with probability p."""
-
-    n_agents: int = 100
-    estimator: ag.Estimator = ag.StraightThrough()
-    cli_options = ("agents",)
-    default_steps = 5
-    observable_units = {"position": "cells"}
-
-    @classmethod
-    def from_options(cls, o):
-        return cls(o.agents or 100, o.estimator)
-
-    @property
-    def param_space(self):
-        return ag.ParamSpace({"p": ag.Param(0.5, 0.0, 1.0, description="step probability")})
-
-    def init(self, params, key):
-        return jnp.zeros(self.n_agents)
-
-    def step(self, state, params, key, t):
-        return state + ag.bernoulli(key, params["p"], self.estimator, (self.n_agents,))
-
-    def observe(self, state, params, t):
-        return {"position": jnp.mean(state)}
-'''
+WALKERS = Path(__file__).resolve().parents[1] / "examples" / "walkers.py"
 
 
 def test_user_model_from_a_file_works_in_every_command(tmp_path):
-    path = tmp_path / "walkers.py"
-    path.write_text(textwrap.dedent(PLUGIN))
-    spec = f"{path}:Walkers"
+    spec = f"{WALKERS}:Walkers"
     res = invoke("run", spec, "--agents", "30", "--runs", "3", "--out", tmp_path / "r")
     assert res.exit_code == 0, res.output
     ds = xr.open_dataset(tmp_path / "r" / "observables.nc", engine="h5netcdf")
@@ -365,7 +332,7 @@ def test_user_model_from_an_entry_point(tmp_path, monkeypatch):
     import sys
     from importlib.metadata import EntryPoint
 
-    (tmp_path / "walkers_pkg.py").write_text(textwrap.dedent(PLUGIN))
+    (tmp_path / "walkers_pkg.py").write_text(WALKERS.read_text())
     monkeypatch.syspath_prepend(str(tmp_path))
     ep = EntryPoint("walkers", "walkers_pkg:Walkers", "agentgrad.models")
     import agentgrad.plugins as plugins
