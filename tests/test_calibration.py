@@ -229,3 +229,24 @@ def test_prior_override_and_stochastic_derivative_hybrid():
     assert all(np.isfinite(post.history["train"]))
     with pytest.raises(ag.AgentgradError, match="ad='hybrid'"):
         calibrate(model, data, jax.random.key(0), ad="reverse", **kwargs)
+
+
+def test_resumed_calibration_equals_an_uninterrupted_one(fitted, tmp_path):
+    """Checkpoint after 4 of 8 epochs, resume to 8: same weights and history as 8 epochs
+    in one go (epoch keys are fold_in(key, epoch)); other settings are refused."""
+    model, fixed, observed, _, _ = fitted
+    kwargs = dict(parameters=["beta"], fixed=fixed, family="gaussian", kl_weight=1e-3)
+    whole = calibrate(model, observed, jax.random.key(3), epochs=8, **kwargs)
+    ckpt = tmp_path / "ckpt.eqx"
+    calibrate(model, observed, jax.random.key(3), epochs=4, checkpoint=ckpt, **kwargs)
+    assert ckpt.exists() and (tmp_path / "ckpt.eqx.json").exists()
+    resumed = calibrate(
+        model, observed, jax.random.key(3), epochs=8, checkpoint=ckpt, resume=True, **kwargs
+    )
+    np.testing.assert_array_equal(whole.history["validation"], resumed.history["validation"])
+    for a, b in zip(jax.tree.leaves(whole.family), jax.tree.leaves(resumed.family), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(ag.AgentgradError, match="other settings"):
+        calibrate(
+            model, observed, jax.random.key(4), epochs=8, checkpoint=ckpt, resume=True, **kwargs
+        )
