@@ -191,3 +191,19 @@ def test_geometric_derivatives_against_exact(p0):
     keys = jax.random.split(jax.random.key(2), 4000)
     gs = jax.vmap(lambda kk: jax.grad(lambda p: fn({"p": p}, kk, smoothed))(jnp.float32(p0)))(keys)
     assert abs(float(gs.mean()) - exact) < 4 * float(gs.std()) / np.sqrt(4000)
+
+
+def test_many_top_level_draws_warn_and_point_to_simulate():
+    from agentgrad.stochad.estimate import MANY_TOP_LEVEL_DRAWS
+
+    def walk(p, key):
+        return sum(
+            ag.bernoulli(jax.random.fold_in(key, t), p["p"], SD)
+            for t in range(MANY_TOP_LEVEL_DRAWS + 1)
+        )
+
+    with pytest.warns(UserWarning, match="agentgrad.simulate"):  # tracing only, no compile
+        jax.eval_shape(
+            lambda k: derivative_estimate(walk, {"p": jnp.float32(0.3)}, k, ONE),
+            jax.random.key(0),
+        )

@@ -25,12 +25,22 @@ pass (a small constant times a forward simulation).
 
 The reservoir lives in the *tangent* of a carry whose primal is zero (updated by a
 ``custom_jvp`` rule), because only there are the weights available as values inside
-``lax.scan``.  Draws must happen at the top level of ``fn`` (Python loops are fine) or
-inside :func:`agentgrad.simulate`.
+``lax.scan``.  Draws must happen at the top level of ``fn`` or inside
+:func:`agentgrad.simulate`; a draw inside a ``lax.scan``, ``vmap``, ``cond``, ``jit`` or
+``checkpoint`` opened inside ``fn`` raises :class:`StochasticDerivativeError`.  Python
+loops of draws work, but each draw adds to the compiled program (compile time linear in
+the number of draws, about 0.1-0.2 s each on a CPU; a warning above
+``MANY_TOP_LEVEL_DRAWS``); long loops belong in a model run by ``simulate``.
+
+Top-level sites are summarised independently (each draw picks its own candidate with
+probability ``|w_j| / S_draw``) and one summary is then kept with probability
+``S_draw / S`` — the same law as sequential reservoir folding, without a sequential
+chain (which made XLA compile time quadratic in the number of draws).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -40,6 +50,7 @@ import jax.numpy as jnp
 from agentgrad.errors import AgentgradError
 from agentgrad.stochad import recorder
 
+MANY_TOP_LEVEL_DRAWS = 64  # warn above this many top-level sites (compile time)
 RES_SIZE = 7  # reservoir: [S, group, step, site, index_hi, index_lo, sign]
 _LO = 2**16  # element index = index_hi * 2**16 + index_lo (each part exact in float32)
 _BLOCK = 4096  # two-level selection: blocks of this many elements, then within a block
@@ -169,6 +180,13 @@ def derivative_estimate(
 
     direction = jax.tree.map(lambda d, p: jnp.asarray(d, jnp.result_type(p)), direction, params)
     (out, _), (out_dot, carriers_dot) = jax.jvp(recorded, (params,), (direction,))
+    if len(meta) > MANY_TOP_LEVEL_DRAWS:
+        warnings.warn(
+            f"{len(meta)} StochasticDerivative draws/simulate calls at the top level of fn: "
+            "compile time grows with each (about 0.2 s per draw); write the loop as a Model "
+            "step and run it with agentgrad.simulate, which compiles once",
+            stacklevel=2,
+        )
     k_select = jax.random.fold_in(key, 0x5AD)
     res = empty_reservoir()
     if meta:  # one independent summary per site, then one selection among them
