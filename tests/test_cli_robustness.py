@@ -390,3 +390,42 @@ def test_internal_errors_are_one_line_with_a_debug_hint(tmp_path, monkeypatch):
     result = invoke("run", "sir-network", "--out", tmp_path / "o")
     assert_one_line_error(result, "internal error (RuntimeError: boom)", code=1)
     assert "AGENTGRAD_DEBUG=1" in result.output
+
+
+def test_gradient_validity_warnings(tmp_path):
+    """Straight-through on the sparse default network warns (CLI and Python), naming the
+    measured bias and the alternative; the complete graph and the unbiased estimator
+    do not."""
+    import warnings
+
+    import jax
+
+    import agentgrad as ag
+    from agentgrad.sensitivity import sensitivity
+
+    res = invoke(
+        "sensitivity",
+        "sir-network",
+        *SMALL,
+        "--runs",
+        "2",
+        "--params",
+        "beta",
+        "--out",
+        tmp_path / "s",
+    )
+    assert res.exit_code == 0, res.output
+    assert "warning: sir-network: StraightThrough is biased" in res.output
+    assert "--estimator sad" in res.output
+    sparse = ag.models.SIRNetwork(graph=ag.graphs.erdos_renyi(200, 5, key=0))
+    with pytest.warns(ag.GradientValidityWarning, match="relative error 0.35"):
+        sensitivity(sparse, None, jax.random.key(0), 3, 2, "infected", parameters=["beta"])
+    complete = ag.models.SIRNetwork(graph=ag.graphs.complete(200))
+    unbiased = ag.models.SIRNetwork(graph=sparse.graph, estimator=ag.StochasticDerivative())
+    for model in (complete, unbiased):
+        assert model.gradient_warning(60) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ag.GradientValidityWarning)
+        sensitivity(complete, None, jax.random.key(0), 3, 2, "infected", parameters=["beta"])
+    assert "over 10 steps, not 30" in ag.models.AMOF(n_agents=20).gradient_warning(30)
+    assert ag.models.AMOF(n_agents=20).gradient_warning(10) is None

@@ -1,7 +1,7 @@
 """agentgrad: differentiable agent-based models in JAX."""
 
 from agentgrad import gradients, models, sensitivity, soft, stochad
-from agentgrad.engine import Model, Trajectory, ensemble, simulate
+from agentgrad.engine import GradientValidityWarning, Model, Trajectory, ensemble, simulate
 from agentgrad.errors import AgentgradError, GraphError, ParameterError
 from agentgrad.estimators import Estimator, GumbelSoftmax, NoGradient, StraightThrough
 from agentgrad.params import Beta, LogNormal, Normal, Param, ParamSpace, Prior, Uniform
@@ -15,6 +15,7 @@ __all__ = [
     "AgentgradError",
     "Beta",
     "Estimator",
+    "GradientValidityWarning",
     "Graph",
     "GraphError",
     "Grid",
