@@ -156,18 +156,19 @@ def simulation_bytes(
 ) -> int:
     """Rough peak bytes of simulating ``runs`` runs, ``batch`` at a time.
 
-    Per run in a batch: the state, the model's arrays gathered per step (edge lists) and
-    a factor 4 for temporaries; forward mode multiplies the state by ``1 + directions``;
-    reverse mode stores about two states per step (or per ``sqrt(steps)`` with
-    ``checkpoint``).  Outputs: ``runs x steps`` observables on the host.
+    Per run in a batch: the state and the model's arrays gathered per step (edge lists),
+    times 2 for temporaries; forward mode multiplies this by ``1 + directions`` (one
+    tangent per direction); reverse mode stores about two states per step (or per
+    ``sqrt(steps)`` with ``checkpoint``) for one cotangent pass.  Outputs:
+    ``runs x steps`` observables (and Jacobian columns) on the host.
     """
     import jax
 
     state = state_bytes(model, params)
     structure = tree_bytes(jax.tree.leaves(model))
-    per_run = 4 * (state + structure) * (1 + directions)
+    per_run = 2 * (state + structure) * (1 + (0 if reverse else directions))
     if reverse:
         stored = int(np.sqrt(steps)) + 1 if checkpoint else steps
-        per_run += 2 * state * stored * max(1, directions)
+        per_run += 2 * state * stored
     outputs = observable_bytes(model, params) * steps * runs * max(1, 1 + directions)
     return int(structure + batch * per_run + outputs + sum(extra_outputs))
