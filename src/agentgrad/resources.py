@@ -156,8 +156,8 @@ def simulation_bytes(
 ) -> int:
     """Rough peak bytes of simulating ``runs`` runs, ``batch`` at a time.
 
-    Per run in a batch: the state and the model's arrays gathered per step (edge lists),
-    times 2 for temporaries; forward mode multiplies this by ``1 + directions`` (one
+    Per run in a batch: twice the state (temporaries) plus one value per element of the
+    model's arrays (the per-edge gather of a network step); forward mode multiplies this by ``1 + directions`` (one
     tangent per direction); reverse mode stores about two states per step (or per
     ``sqrt(steps)`` with ``checkpoint``) for one cotangent pass.  Outputs:
     ``runs x steps`` observables (and Jacobian columns) on the host.
@@ -166,7 +166,7 @@ def simulation_bytes(
 
     state = state_bytes(model, params)
     structure = tree_bytes(jax.tree.leaves(model))
-    per_run = 2 * (state + structure) * (1 + (0 if reverse else directions))
+    per_run = (2 * state + structure) * (1 + (0 if reverse else directions))
     if reverse:
         stored = int(np.sqrt(steps)) + 1 if checkpoint else steps
         per_run += 2 * state * stored
