@@ -158,8 +158,9 @@ def simulation_bytes(
 
     Per run in a batch: twice the state (temporaries) plus one value per element of the
     model's arrays (the per-edge gather of a network step); forward mode multiplies
-    this by ``1 + directions`` (one tangent per direction); reverse mode stores about two states per step (or per
-    ``sqrt(steps)`` with ``checkpoint``) for one cotangent pass.  Outputs:
+    this by ``1 + directions`` (one tangent per direction); reverse mode stores about
+    two states per step (or per ``sqrt(steps)`` with ``checkpoint``) for one cotangent
+    pass.  Outputs:
     ``runs x steps`` observables (and Jacobian columns) on the host.
     """
     import jax
