@@ -21,7 +21,9 @@ import math
 import os
 import sys
 import warnings
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,6 +34,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from agentgrad.errors import AgentgradError
+from agentgrad.outputs import prepare_output_dir, save_outputs
 
 try:  # typer >= 0.20 vendors click
     from typer import _click as click
@@ -46,14 +49,18 @@ class Interrupted(AgentgradError):
     """Ctrl-C during a command; the message says what was kept."""
 
 
-def _error_line(message: str) -> None:
+def _stderr_line(label: str, message: Any) -> None:
+    """``label: message`` on one line of stderr (whitespace and newlines collapsed)."""
     text = " ".join(str(message).split())
-    Console(stderr=True).print(f"[red]error:[/red] {text}", highlight=False, soft_wrap=True)
+    Console(stderr=True).print(f"{label} {text}", highlight=False, soft_wrap=True)
+
+
+def _error_line(message: str) -> None:
+    _stderr_line("[red]error:[/red]", message)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    text = " ".join(str(message).split())
-    Console(stderr=True).print(f"[yellow]warning:[/yellow] {text}", highlight=False, soft_wrap=True)
+    _stderr_line("[yellow]warning:[/yellow]", message)
 
 
 class _Group(TyperGroup):
@@ -290,7 +297,7 @@ def _check_seed(seed: int) -> None:
         fail(f"--seed must be an integer in [0, {SEED_MAX}], got {seed}")
 
 
-def _check_finite(**values: float) -> None:
+def _check_positive_finite(**values: float) -> None:
     for name, value in values.items():
         if not math.isfinite(value) or value <= 0:
             fail(f"--{name.replace('_', '-')} must be a finite number > 0, got {value}")
@@ -393,27 +400,26 @@ def _provenance(setup: Setup, command: str, **extra: Any) -> dict[str, Any]:
 
     from agentgrad import __version__
 
-    opts = asdict(setup.opts)
-    model = setup.model
+    opts, model = setup.opts, setup.model
     agents = getattr(model, "n_agents", None) or getattr(
         getattr(model, "graph", None), "n_nodes", None
     )
     meta = {
         "command": command,
-        "model": setup.opts.model,
+        "model": opts.model,
         "agents": int(agents) if agents is not None else "",
-        "graph": opts["graph"] or "",
-        "grid_size": opts["grid_size"] if opts["grid_size"] is not None else "",
-        "population": str(opts["population"] or ""),
-        "preset": opts["preset"] or "",
+        "graph": opts.graph or "",
+        "grid_size": opts.grid_size if opts.grid_size is not None else "",
+        "population": str(opts.population or ""),
+        "preset": opts.preset or "",
         "steps": setup.n_steps,
         "estimator": setup.estimator,
-        "seed": setup.opts.seed,
+        "seed": opts.seed,
         "agentgrad_version": __version__,
         "jax_version": jax.__version__,
-        "command_line": " ".join(["agentgrad", *sys.argv[1:]]) if sys.argv else "",
+        "command_line": " ".join(["agentgrad", *sys.argv[1:]]),
+        **extra,
     }
-    meta.update({k: v for k, v in extra.items()})
     meta.update({f"param_{k}": float(v) for k, v in setup.params.items()})
     return meta
 
@@ -423,18 +429,6 @@ def _json_writer(data: dict[str, Any]):
         path.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
 
     return write
-
-
-def _prepare_out(out: str | Path, files: list[str]) -> Path:
-    from agentgrad.outputs import prepare_output_dir
-
-    return prepare_output_dir(out, files)
-
-
-def _save(out: Path, writers: dict, command: str) -> None:
-    from agentgrad.outputs import save_outputs
-
-    save_outputs(out, writers, command)
 
 
 def _split_list(text: str | None) -> list[str] | None:
@@ -449,19 +443,13 @@ def _observables_of(model) -> tuple[str, ...]:
     return observable_names(model)
 
 
-def _interruptible(message: str):
-    """Context manager turning Ctrl-C into :class:`Interrupted` with ``message``."""
-
-    class _Ctx:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, kind, err, tb):
-            if kind is KeyboardInterrupt:
-                raise Interrupted(message) from None
-            return False
-
-    return _Ctx()
+@contextmanager
+def _interruptible(message: str) -> Iterator[None]:
+    """Turn Ctrl-C inside the block into :class:`Interrupted` with ``message``."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(message) from None
 
 
 # --------------------------------------------------------------------------- models
@@ -529,7 +517,7 @@ def run_command(
     files = ["observables.nc", "observables.png", "provenance.json"]
     if runs < 1 or batch < 1:
         fail("--runs and --batch must be positive integers")
-    out = _prepare_out(out, files)
+    out = prepare_output_dir(out, files)
     setup = _setup(opts)
     batch = min(batch, runs)
     _require(
@@ -562,7 +550,7 @@ def run_command(
     for name, unit in setup.entry.observable_units.items():
         if name in ds:
             ds[name].attrs["units"] = unit
-    _save(
+    save_outputs(
         out,
         {
             "observables.nc": lambda p: write_netcdf(ds, p),
@@ -630,7 +618,7 @@ def gradcheck_command(
         fail(str(err))
     if runs < 1 or (fd_runs is not None and fd_runs < 1):
         fail("--runs and --fd-runs must be positive integers")
-    _check_finite(rel_step=rel_step)
+    _check_positive_finite(rel_step=rel_step)
     entry = resolve_model(opts.model)
     has_draws = "estimator" in entry.options
     if labels is None:
@@ -643,8 +631,8 @@ def gradcheck_command(
     if unknown:
         fail(f"--expect-unbiased {unknown[0]!r} is not among --estimators {','.join(labels)}")
     first = next((lab for lab in labels if lab != "model"), None)
-    out = _prepare_out(out, files)
-    setup = _setup(ModelOptions(**{**asdict(opts), "estimator": first if has_draws else None}))
+    out = prepare_output_dir(out, files)
+    setup = _setup(replace(opts, estimator=first if has_draws else None))
     observable = observable or _observables_of(setup.model)[0]
     check_observable(setup.model, observable)
     names = select_parameters(setup.model.param_space, _split_list(params))
@@ -679,7 +667,7 @@ def gradcheck_command(
         observable=observable,
         rel_step=rel_step,
     )
-    _save(
+    save_outputs(
         out,
         {
             "gradcheck.csv": lambda p: result.table.to_csv(p, index=False),
@@ -733,7 +721,7 @@ def sensitivity_command(
     import jax
 
     from agentgrad.gradients import check_observable, select_parameters
-    from agentgrad.io import write_netcdf
+    from agentgrad.io import netcdf_attrs, write_netcdf
     from agentgrad.plotting import plot_sensitivity
     from agentgrad.sensitivity import choose_mode, ranking, sensitivity
 
@@ -744,7 +732,7 @@ def sensitivity_command(
         fail(f"--mode must be auto, forward or reverse, got {mode!r}")
     if checkpoint and mode == "forward":
         fail("--checkpoint applies to reverse mode only; drop it or use --mode reverse")
-    out = _prepare_out(out, files)
+    out = prepare_output_dir(out, files)
     setup = _setup(opts)
     observable = observable or _observables_of(setup.model)[0]
     check_observable(setup.model, observable)
@@ -780,7 +768,7 @@ def sensitivity_command(
     meta = _provenance(
         setup, "sensitivity", runs=runs, observable=observable, mode=ds.attrs["mode"]
     )
-    ds.attrs.update({k: v for k, v in meta.items() if k not in ds.attrs})
+    ds.attrs.update(netcdf_attrs({k: v for k, v in meta.items() if k not in ds.attrs}))
     ranked = ranking(ds)
 
     def write_ranking(path: Path) -> None:
@@ -788,7 +776,7 @@ def sensitivity_command(
         lines += [f"{i},{name},{score:.6g}" for i, (name, score) in enumerate(ranked, 1)]
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
-    _save(
+    save_outputs(
         out,
         {
             "sensitivity.nc": lambda p: write_netcdf(ds, p),
@@ -861,7 +849,7 @@ def calibrate_command(
     from agentgrad.calibration import calibrate, coverage, posterior_predictive
     from agentgrad.engine import simulate
     from agentgrad.gradients import select_parameters
-    from agentgrad.io import read_observed_csv
+    from agentgrad.io import netcdf_attrs, read_observed_csv
     from agentgrad.plotting import plot_posterior_pairs, plot_predictive, plot_training
 
     files = [
@@ -889,8 +877,8 @@ def calibrate_command(
     ):
         if value < 1:
             fail(f"--{option} must be a positive integer, got {value}")
-    _check_finite(kl_weight=kl_weight, learning_rate=learning_rate)
-    out = _prepare_out(out, files)
+    _check_positive_finite(kl_weight=kl_weight, learning_rate=learning_rate)
+    out = prepare_output_dir(out, files)
     if resume and not (out / "checkpoint.eqx").is_file():
         fail(f"--resume: no checkpoint in {str(out)!r} (checkpoint.eqx); run without --resume")
     setup = _setup(opts)
@@ -898,11 +886,9 @@ def calibrate_command(
     names = select_parameters(space, _split_list(params) or list(space.names))
     valid = _observables_of(setup.model)
     truth = None
-    n_steps = setup.n_steps
     if data is not None:
         observed = read_observed_csv(data, valid)
-        n_steps = len(next(iter(observed.values())))
-        setup.n_steps = n_steps
+        setup.n_steps = len(next(iter(observed.values())))
     else:
         truth = parse_param_assignments(_split_list(synthetic) or [])
         unknown = [n for n in truth if n not in space.names]
@@ -912,9 +898,6 @@ def calibrate_command(
         unknown = [o for o in wanted if o not in valid]
         if unknown:
             fail(f"unknown observable {unknown[0]!r}; valid names are: {', '.join(valid)}")
-        full = space.complete({**setup.params, **truth})
-        traj = simulate(setup.model, full, jax.random.key(opts.seed + 1), n_steps)
-        observed = {k: np.asarray(traj.observables[k]) for k in wanted}
     _require(
         setup,
         f"calibration with {samples} samples x {sims} simulations per step",
@@ -924,6 +907,10 @@ def calibrate_command(
         directions=len(names),
         reverse=gradient == "pathwise" and ad == "reverse",
     )
+    if truth is not None:
+        full = space.complete({**setup.params, **truth})
+        traj = simulate(setup.model, full, jax.random.key(opts.seed + 1), setup.n_steps)
+        observed = {k: np.asarray(traj.observables[k]) for k in wanted}
     checkpoint = out / "checkpoint.eqx"
     with _interruptible(
         f"interrupted (Ctrl-C); the last checkpoint is in {checkpoint}: rerun the same command "
@@ -950,7 +937,9 @@ def calibrate_command(
             resume=resume,
         )
         draws = post.sample(jax.random.key(opts.seed + 3), 2000)
-        pred = posterior_predictive(post, jax.random.key(opts.seed + 4), 200, n_steps, setup.params)
+        pred = posterior_predictive(
+            post, jax.random.key(opts.seed + 4), 200, setup.n_steps, setup.params
+        )
         idata = post.to_inference_data(jax.random.key(opts.seed + 2), 2000)
     meta = _provenance(
         setup,
@@ -969,9 +958,7 @@ def calibrate_command(
         learning_rate=learning_rate,
         observables=",".join(observed),
     )
-    idata.posterior.attrs.update(
-        {k: v if isinstance(v, int | float | str) else str(v) for k, v in meta.items()}
-    )
+    idata.posterior.attrs.update(netcdf_attrs(meta))
     units = setup.entry.observable_units
     writers = {
         "posterior.nc": lambda p: idata.to_netcdf(str(p)),
@@ -982,7 +969,7 @@ def calibrate_command(
         "predictive.png": lambda p: plot_predictive(pred, observed, p, units),
         "provenance.json": _json_writer(meta),
     }
-    _save(out, writers, "calibrate")
+    save_outputs(out, writers, "calibrate")
     table = Table(
         title=f"{opts.model}: posterior ({family}, {gradient}, {loss})", title_justify="left"
     )
@@ -1020,11 +1007,11 @@ def population_synthesize_command(
         fail(f"--agents must be an integer >= 2, got {agents}")
     if not math.isfinite(mean_degree) or not 0 <= mean_degree <= agents - 1:
         fail(f"--mean-degree must be in [0, {agents - 1}], got {mean_degree}")
-    out = _prepare_out(out, ["ages.csv", "contacts.csv"])
+    out = prepare_output_dir(out, ["ages.csv", "contacts.csv"])
     import jax
 
     population = synthetic_population(agents, mean_degree, key=jax.random.key(seed))
-    _save(
+    save_outputs(
         out,
         {
             "ages.csv": lambda p: write_ages(population, p),

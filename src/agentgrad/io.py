@@ -27,10 +27,12 @@ def observables_dataset(
     for name, v in data.items():
         extra = [f"{name}_dim{i}" for i in range(v.ndim - 2)]
         variables[name] = (("run", "step", *extra), v)
-    clean = {
-        k: (v if isinstance(v, int | float | str) else str(v)) for k, v in (attrs or {}).items()
-    }
-    return xr.Dataset(variables, coords=coords, attrs=clean)
+    return xr.Dataset(variables, coords=coords, attrs=netcdf_attrs(attrs or {}))
+
+
+def netcdf_attrs(attrs: Mapping[str, Any]) -> dict[str, int | float | str]:
+    """Attributes NetCDF can store: numbers and strings as they are, the rest as text."""
+    return {k: (v if isinstance(v, int | float | str) else str(v)) for k, v in attrs.items()}
 
 
 def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> None:

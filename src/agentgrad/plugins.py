@@ -99,9 +99,10 @@ def _entry_from_class(cls: type, name: str) -> Any:
             return cls.from_options(o)
         return cls(estimator=o.estimator) if takes_estimator else cls()
 
-    try:
-        probe = build(BuildOptions(_default_estimator()))
-        space = probe.param_space
+    from agentgrad.estimators import StraightThrough
+
+    try:  # the parameter space is an instance property: build once with defaults
+        space = build(BuildOptions(StraightThrough())).param_space
     except AgentgradError:
         raise
     except Exception as err:
@@ -117,12 +118,6 @@ def _entry_from_class(cls: type, name: str) -> Any:
         dict(getattr(cls, "presets", {})),
         model_class=cls,
     )
-
-
-def _default_estimator():
-    from agentgrad.estimators import StraightThrough
-
-    return StraightThrough()
 
 
 def registered_names() -> dict[str, Any]:

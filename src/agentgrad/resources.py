@@ -15,10 +15,11 @@ accelerator.  ``AGENTGRAD_MEMORY_LIMIT`` overrides it (``16G``, ``500M``, bytes)
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from agentgrad.errors import AgentgradError
@@ -82,8 +83,6 @@ def memory_limit(device: bool = False) -> int | None:
     if override is not None:
         return _parse_limit(override)
     if device:
-        import jax
-
         dev = jax.devices()[0]
         if dev.platform != "cpu":
             stats = dev.memory_stats() or {}
@@ -114,8 +113,6 @@ def check_size(value: int, name: str, maximum: int = INT32_MAX) -> int:
 
 def tree_bytes(tree: Any) -> int:
     """Bytes of every array (or ``ShapeDtypeStruct``) leaf of a pytree."""
-    import jax
-
     total = 0
     for leaf in jax.tree.leaves(tree):
         if hasattr(leaf, "shape") and hasattr(leaf, "dtype"):
@@ -123,23 +120,26 @@ def tree_bytes(tree: Any) -> int:
     return total
 
 
-def state_bytes(model: Any, params: Any) -> int:
-    """Bytes of one run's state, from ``jax.eval_shape(model.init)`` (nothing allocated)."""
-    import jax
+def _run_bytes(model: Any, params: Any) -> tuple[int, int]:
+    """Bytes of one run's state and of one step's observables, from a single
+    ``jax.eval_shape`` of ``init`` + ``observe`` (nothing allocated)."""
 
-    shapes = jax.eval_shape(model.init, params, jax.random.key(0))
-    return tree_bytes(shapes)
-
-
-def observable_bytes(model: Any, params: Any) -> int:
-    """Bytes of one step's observables of one run."""
-    import jax
-
-    def obs(key):
+    def shapes(key):
         state = model.init(params, key)
-        return model.observe(state, params, jax.numpy.zeros((), jax.numpy.float32))
+        return state, model.observe(state, params, jnp.zeros((), jnp.float32))
 
-    return tree_bytes(jax.eval_shape(obs, jax.random.key(0)))
+    state, obs = jax.eval_shape(shapes, jax.random.key(0))
+    return tree_bytes(state), tree_bytes(obs)
+
+
+def state_bytes(model: Any, params: Any) -> int:
+    """Bytes of one run's state (``jax.eval_shape``; nothing allocated)."""
+    return _run_bytes(model, params)[0]
+
+
+def graph_bytes(n_nodes: float, n_edges: float) -> int:
+    """Rough peak host bytes of building a graph (int64 sort temporaries, int32 result)."""
+    return int(120 * n_edges + 24 * n_nodes)
 
 
 def simulation_bytes(
@@ -152,7 +152,6 @@ def simulation_bytes(
     directions: int = 0,
     reverse: bool = False,
     checkpoint: bool = False,
-    extra_outputs: Iterable[int] = (),
 ) -> int:
     """Rough peak bytes of simulating ``runs`` runs, ``batch`` at a time.
 
@@ -163,13 +162,11 @@ def simulation_bytes(
     pass.  Outputs:
     ``runs x steps`` observables (and Jacobian columns) on the host.
     """
-    import jax
-
-    state = state_bytes(model, params)
+    state, obs = _run_bytes(model, params)
     structure = tree_bytes(jax.tree.leaves(model))
     per_run = (2 * state + structure) * (1 + (0 if reverse else directions))
     if reverse:
         stored = int(np.sqrt(steps)) + 1 if checkpoint else steps
         per_run += 2 * state * stored
-    outputs = observable_bytes(model, params) * steps * runs * max(1, 1 + directions)
-    return int(structure + batch * per_run + outputs + sum(extra_outputs))
+    outputs = obs * steps * runs * (1 + directions)
+    return int(structure + batch * per_run + outputs)

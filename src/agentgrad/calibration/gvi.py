@@ -262,23 +262,22 @@ def _fingerprint(model, observed, names, *settings) -> str:
     """Hash of everything a resumed calibration must share with the checkpointed one."""
     import hashlib
 
+    def token(value) -> str:
+        if isinstance(value, jax.Array) and jnp.issubdtype(value.dtype, jax.dtypes.prng_key):
+            return repr(np.asarray(jax.random.key_data(value)).tolist())
+        if isinstance(value, Mapping):
+            return repr(sorted(map(repr, value.items())))
+        if isinstance(value, int | float | str | list | None):
+            return repr(value)
+        return type(value).__name__
+
     h = hashlib.sha256()
     h.update(repr((type(model).__name__, list(names))).encode())
     for name in sorted(observed):
         h.update(name.encode())
         h.update(np.asarray(observed[name], np.float32).tobytes())
     for value in settings:
-        if isinstance(value, jax.Array) and jnp.issubdtype(value.dtype, jax.dtypes.prng_key):
-            value = np.asarray(jax.random.key_data(value)).tolist()
-        h.update(
-            repr(
-                value
-                if isinstance(value, int | float | str | list | None)
-                else type(value).__name__
-                if not isinstance(value, Mapping)
-                else sorted(map(repr, value.items()))
-            ).encode()
-        )
+        h.update(token(value).encode())
     return h.hexdigest()
 
 
@@ -286,12 +285,9 @@ def _save_checkpoint(path, tree, fingerprint: str, meta: dict) -> None:
     from agentgrad.outputs import write_atomic
 
     path = os.fspath(path)
+    text = json.dumps({**meta, "fingerprint": fingerprint}, allow_nan=True)
     write_atomic(path, lambda p: eqx.tree_serialise_leaves(p, tree))
-    data = {**meta, "fingerprint": fingerprint}
-    write_atomic(
-        f"{path}.json",
-        lambda p: open(p, "w", encoding="utf-8").write(json.dumps(data, allow_nan=True)),
-    )
+    write_atomic(f"{path}.json", lambda p: p.write_text(text, encoding="utf-8"))
 
 
 def _load_checkpoint(path, template, fingerprint: str):
@@ -351,7 +347,6 @@ def calibrate(
     so a resumed calibration equals an uninterrupted one.  Resuming with other settings
     (model, data, parameters, loss, family, gradient, sizes, learning rate, key) raises.
     """
-    warn_if_unvalidated(model, int(np.shape(next(iter(observed.values())))[0]) if observed else 1)
     space = model.param_space.with_priors(priors) if priors else model.param_space
     names = select_parameters(space, parameters)
     base = space.complete(fixed)
@@ -362,6 +357,7 @@ def calibrate(
     if len(lengths) != 1 or len(next(iter(lengths))) != 1:
         raise AgentgradError("every observed series must be 1-D with the same length")
     n_steps = next(iter(lengths))[0]
+    warn_if_unvalidated(model, n_steps)
     loss_fn = get_loss(loss)
     k_init, k_val, k_train = jax.random.split(key, 3)
     if isinstance(family, str):
@@ -437,36 +433,24 @@ def calibrate(
         (params, opt_state, best), meta = _load_checkpoint(
             checkpoint, (params, opt_state, best), fingerprint
         )
-        start, best_value, since_best, n_bad = (
-            meta["epoch"],
-            meta["best_value"],
-            meta["since_best"],
-            meta["n_bad"],
-        )
+        best_value, since_best, n_bad = meta["best_value"], meta["since_best"], meta["n_bad"]
         history = meta["history"]
+        start = len(history["train"])  # epochs completed
 
-    def save(epoch):
+    def save():
         if checkpoint is not None:
+            meta = {"best_value": best_value, "since_best": since_best, "n_bad": n_bad}
             _save_checkpoint(
-                checkpoint,
-                (params, opt_state, best),
-                fingerprint,
-                {
-                    "epoch": epoch,
-                    "best_value": best_value,
-                    "since_best": since_best,
-                    "n_bad": n_bad,
-                    "history": history,
-                },
+                checkpoint, (params, opt_state, best), fingerprint, {**meta, "history": history}
             )
 
-    epoch = start
     try:
         with _progress(progress, epochs) as bar:
             for epoch in range(start, epochs):
                 key = jax.random.fold_in(k_train, epoch)
                 new_params, new_opt_state, value = step(params, opt_state, key)
                 val = float(validate(new_params))
+                # assigned only now, so Ctrl-C never checkpoints a half-finished epoch
                 params, opt_state = new_params, new_opt_state
                 history["train"].append(float(value))
                 history["validation"].append(val)
@@ -478,14 +462,12 @@ def calibrate(
                     since_best += 1
                 bar(epoch, val)
                 if (epoch + 1) % checkpoint_every == 0:
-                    save(epoch + 1)
+                    save()
                 if patience is not None and since_best >= patience:
                     break
-            else:
-                epoch = epochs - 1
     except KeyboardInterrupt:
-        save(len(history["train"]))
+        save()
         raise
-    save(len(history["train"]))
+    save()
     history["non_finite_epochs"] = [n_bad]
     return Posterior(eqx.combine(best, static), model, list(names), history, space)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from agentgrad.errors import AgentgradError, GraphError
-from agentgrad.resources import INT32_MAX, require_memory
+from agentgrad.resources import INT32_MAX, graph_bytes, require_memory
 from agentgrad.spaces import graphs
 from agentgrad.spaces.graphs import Graph
 
@@ -90,7 +90,7 @@ def synthetic_population(n: int, mean_degree: float = 10.0, *, key: Any = None) 
     if n > INT32_MAX:
         raise PopulationError(f"at most {INT32_MAX} agents are supported, got {n}")
     require_memory(
-        32 * n + graphs.graph_bytes(n, n * mean_degree / 2),
+        32 * n + graph_bytes(n, n * mean_degree / 2),
         f"a synthetic population of {n} agents",
         "use fewer agents (--agents)",
     )

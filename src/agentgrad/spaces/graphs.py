@@ -24,12 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from agentgrad.errors import AgentgradError, GraphError
-from agentgrad.resources import INT32_MAX, require_memory
-
-
-def graph_bytes(n_nodes: int, n_edges: int) -> int:
-    """Rough peak host bytes of building a graph (int64 sort temporaries, int32 result)."""
-    return 120 * int(n_edges) + 24 * int(n_nodes)
+from agentgrad.resources import INT32_MAX, graph_bytes, require_memory
 
 
 class Graph(eqx.Module):

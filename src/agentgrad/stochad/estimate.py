@@ -110,22 +110,6 @@ def merge_summaries(summaries: jax.Array, u: jax.Array) -> jax.Array:
     return jnp.where(total > 0, kept, empty_reservoir())
 
 
-def fold_weights(res, weights, group, step, site, u):
-    """Fold one draw's signed weights (any shape) into the reservoir ``res``.
-
-    ``u`` holds two uniforms: one picks the element within the draw, one decides whether
-    it replaces the kept candidate.
-    """
-    return fold_reservoir(res, draw_summary(weights, group, step, site, u[0]), u[1])
-
-
-def fold_reservoir(res, other, u):
-    """Merge a reservoir summary ``other`` (e.g. from a ``simulate`` call) into ``res``."""
-    new_total = res[0] + other[0]
-    replace = (other[0] > 0) & (u * new_total < other[0])
-    return jnp.where(replace, other.at[0].set(new_total), res.at[0].set(new_total))
-
-
 @jax.custom_jvp
 def reservoir_step(res, carriers, group, step, u):
     """Primal: ``res`` unchanged.  Tangent: the reservoir with ``carriers`` folded in."""
