@@ -7,17 +7,16 @@ supports with the :class:`~agentgrad.params.ParamSpace` bijection
     log q(theta) = log q_u(u) - sum_i log |d theta_i / d u_i|,   theta = T(u).
 
 * :class:`DiagonalGaussian` — ``u = mu + exp(log_sigma) * eps``.
-* :class:`MaskedAutoregressiveFlow` — affine autoregressive layers (MADE conditioners,
-  hidden sizes ``(32, 32)``, 4 layers with order reversal between layers, §10.2.1) on a
-  standard normal base, used in the inverse-autoregressive direction
-  ``u_i = eps_i * exp(s_i(eps_<i)) + m_i(eps_<i)`` so that sampling *and* the density
-  of one's own samples take one pass (what GVI needs); ``log_prob`` of an arbitrary
-  point inverts each layer with ``D`` sequential passes.
+* :class:`Flow` — a flowjax masked autoregressive flow (§10.2.1; `ad-vs-sbi-for-abms`
+  App. B): ``kind="maf"`` (affine transformers, 8 layers of width 50, flowjax's
+  defaults) or ``kind="spline"`` (rational-quadratic splines), built in the sampling
+  direction so that a sample and its density take one pass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -66,90 +65,79 @@ class DiagonalGaussian(Family):
         return _std_normal_logpdf(eps) - jnp.sum(self.log_std)
 
 
-class _MADE(eqx.Module):
-    """Masked MLP: output i (shift, log-scale) depends only on inputs < i."""
+class Flow(Family):
+    """A normalizing flow from flowjax on a standard normal base, shifted by ``shift``.
 
-    weights: list[jax.Array]
-    biases: list[jax.Array]
-    masks: list[np.ndarray]  # boolean NumPy: never trained (not an inexact array)
+    ``kind="maf"``: masked autoregressive flow with affine transformers
+    (:func:`flowjax.flows.masked_autoregressive_flow`); ``kind="spline"``: the same with
+    rational-quadratic spline transformers (``knots`` inner knots on ``[-interval,
+    interval]``, identity outside).  ``invert=False``: sampling and the density of one's
+    own samples take one pass (what GVI needs); ``log_prob`` of arbitrary points inverts
+    the autoregressive layers (``dim`` passes each).
+    """
 
-    def __init__(self, dim: int, hidden: Sequence[int], key: jax.Array):
-        degrees_in = np.arange(dim)
-        sizes = [dim, *hidden, 2 * dim]
-        degrees = [degrees_in]
-        for h in hidden:
-            degrees.append(np.arange(h) % max(dim - 1, 1))
-        degrees.append(np.concatenate([degrees_in, degrees_in]))
-        self.weights, self.biases, self.masks = [], [], []
-        keys = jax.random.split(key, len(sizes) - 1)
-        for layer, k in enumerate(keys):
-            d_in, d_out = degrees[layer], degrees[layer + 1]
-            last = layer == len(sizes) - 2
-            mask = (d_out[:, None] > d_in[None, :]) if last else (d_out[:, None] >= d_in[None, :])
-            scale = 0.01 if last else 1.0 / np.sqrt(sizes[layer])
-            self.weights.append(scale * jax.random.normal(k, (sizes[layer + 1], sizes[layer])))
-            self.biases.append(jnp.zeros(sizes[layer + 1]))
-            self.masks.append(np.asarray(mask, bool))
-
-    def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-        h = x
-        for i, (w, b, m) in enumerate(zip(self.weights, self.biases, self.masks, strict=True)):
-            h = (w * jnp.asarray(m, w.dtype)) @ h + b
-            if i < len(self.weights) - 1:
-                h = jax.nn.tanh(h)
-        shift, log_scale = jnp.split(h, 2)
-        return shift, jnp.clip(log_scale, -6.0, 4.0)
-
-
-class MaskedAutoregressiveFlow(Family):
-    """Affine autoregressive flow (see module docstring); 4 layers, hidden (32, 32)."""
-
-    layers: list[_MADE]
-    shift: jax.Array  # final location, initialised at the priors' defaults
+    flow: Any
+    shift: jax.Array  # location, initialised at the priors' defaults
     dim: int = eqx.field(static=True)
-    hidden: tuple[int, ...] = eqx.field(static=True)
+    kind: str = eqx.field(static=True)
+    layers: int = eqx.field(static=True)
+    width: int = eqx.field(static=True)
 
     def __init__(
         self,
         dim: int,
         key: jax.Array,
-        n_layers: int = 4,
-        hidden: Sequence[int] = (32, 32),
+        kind: str = "maf",
+        layers: int = 8,
+        width: int = 50,
         shift: jax.Array | None = None,
+        knots: int = 8,
+        interval: float = 4.0,
     ):
-        self.dim, self.hidden = dim, tuple(hidden)
-        self.layers = [_MADE(dim, hidden, k) for k in jax.random.split(key, n_layers)]
+        from flowjax.bijections import Affine, RationalQuadraticSpline
+        from flowjax.distributions import StandardNormal
+        from flowjax.flows import masked_autoregressive_flow
+
+        if kind not in FLOW_KINDS:
+            raise ParameterError(f"unknown flow kind {kind!r}; use {' or '.join(FLOW_KINDS)}")
+        if kind == "maf":
+            transformer = Affine()
+        else:
+            transformer = RationalQuadraticSpline(knots=knots, interval=interval)
+        self.dim, self.kind, self.layers, self.width = dim, kind, layers, width
+        self.flow = masked_autoregressive_flow(
+            key,
+            base_dist=StandardNormal((dim,)),
+            transformer=transformer,
+            flow_layers=layers,
+            nn_width=width,
+            invert=False,
+        )
         self.shift = jnp.zeros(dim, jnp.float32) if shift is None else jnp.asarray(shift)
 
-    def _forward(self, eps: jax.Array) -> tuple[jax.Array, jax.Array]:
-        x, log_det = eps, jnp.zeros(())
-        for layer in self.layers:
-            shift, log_scale = layer(x)
-            x = (x * jnp.exp(log_scale) + shift)[::-1]
-            log_det = log_det + jnp.sum(log_scale)
-        return x + self.shift, log_det
-
     def sample_and_log_prob(self, key, n):
-        eps = jax.random.normal(key, (n, self.dim))
-        u, log_det = jax.vmap(self._forward)(eps)
-        return u, _std_normal_logpdf(eps) - log_det
-
-    def _inverse(self, u: jax.Array) -> tuple[jax.Array, jax.Array]:
-        x, log_det = u - self.shift, jnp.zeros(())
-        for layer in reversed(self.layers):
-            y = x[::-1]
-            z = jnp.zeros_like(y)
-            for _ in range(self.dim):  # D sequential passes (D = number of parameters)
-                shift, log_scale = layer(z)
-                z = (y - shift) * jnp.exp(-log_scale)
-            log_det = log_det + jnp.sum(log_scale)
-            x = z
-        return x, log_det
+        z, log_q = self.flow.sample_and_log_prob(key, (n,))
+        return z + self.shift, log_q
 
     def log_prob(self, u):
-        flat = u.reshape(-1, self.dim)
-        eps, log_det = jax.vmap(self._inverse)(flat)
-        return (_std_normal_logpdf(eps) - log_det).reshape(u.shape[:-1])
+        return self.flow.log_prob(u - self.shift)
+
+
+FLOW_KINDS = ("maf", "spline")
+
+
+def MaskedAutoregressiveFlow(dim: int, key: jax.Array, **options: Any) -> Flow:  # noqa: N802
+    """A :class:`Flow` with affine transformers (the name before flowjax)."""
+    return Flow(dim, key, "maf", **options)
+
+
+def trainable(family: Family) -> tuple[Family, Family]:
+    """``(trainable, static)`` parts of a family (flowjax's non-trainable leaves static)."""
+    import paramax
+
+    return eqx.partition(
+        family, eqx.is_inexact_array, is_leaf=lambda x: isinstance(x, paramax.NonTrainable)
+    )
 
 
 def support_param(space: ParamSpace, name: str) -> Param:

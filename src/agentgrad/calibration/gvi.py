@@ -15,9 +15,10 @@ fixed validation key; the weights with the lowest validation objective are kept.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,16 +33,22 @@ import optax
 from agentgrad.calibration.families import (
     DiagonalGaussian,
     Family,
-    MaskedAutoregressiveFlow,
+    Flow,
     initial_mean,
     support_param,
     to_params,
+    trainable,
 )
-from agentgrad.calibration.losses import Loss, get_loss
-from agentgrad.engine import Model, simulate, warn_if_unvalidated
+from agentgrad.calibration.losses import (
+    Loss,
+    SyntheticLikelihood,
+    effective_dimension,
+    get_loss,
+)
+from agentgrad.calibration.posterior import CalibratedPosterior
+from agentgrad.engine import Model, simulate
 from agentgrad.errors import AgentgradError
-from agentgrad.gradients import select_parameters
-from agentgrad.params import ParamSpace, Prior
+from agentgrad.params import ParamSpace
 from agentgrad.stochad import StochasticDerivative, derivative_estimate
 
 
@@ -159,103 +166,24 @@ def make_value_and_grad(
 
 
 @contextmanager
-def _progress(show: bool, total: int):
-    """A ``(epoch, value) -> None`` callback drawing a rich progress bar when ``show``."""
+def progress_bar(show: bool, total: int, label: str = "calibrating"):
+    """A ``(completed, description) -> None`` callback drawing a rich bar when ``show``."""
     if not show:
-        yield lambda epoch, value: None
+        yield lambda completed, description="": None
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     with Progress(
-        TextColumn("calibrating"),
+        TextColumn(label),
         BarColumn(),
         TextColumn("{task.description}"),
         TimeElapsedColumn(),
         transient=True,
     ) as bar:
         task = bar.add_task("", total=total)
-        yield lambda epoch, value: bar.update(
-            task,
-            completed=epoch + 1,
-            description=f"epoch {epoch + 1}/{total} objective {value:.4g}",
+        yield lambda completed, description="": bar.update(
+            task, completed=completed, description=description
         )
-
-
-@dataclass
-class Posterior:
-    """A fitted variational posterior over the named parameters."""
-
-    family: Family
-    model: Model
-    names: list[str]
-    history: dict[str, list[float]] = field(default_factory=dict)
-    space: ParamSpace | None = None  # the calibrated space (model's, with prior overrides)
-
-    @property
-    def param_space(self) -> ParamSpace:
-        return self.space if self.space is not None else self.model.param_space
-
-    def sample(self, key: jax.Array, n: int) -> dict[str, jax.Array]:
-        u, _ = self.family.sample_and_log_prob(key, n)
-        theta, _ = to_params(self.param_space, self.names, u)
-        return theta
-
-    def to_inference_data(self, key: jax.Array, n: int = 1000):
-        """Posterior samples as ArviZ ``InferenceData`` (one chain, ``n`` draws)."""
-        import arviz as az
-
-        samples = self.sample(key, n)
-        return az.from_dict(posterior={k: np.asarray(v)[None] for k, v in samples.items()})
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the family's weights (``path``) and its description (``path.json``)."""
-        self.save_weights(path)
-        self.save_description(f"{path}.json")
-
-    def save_weights(self, path: str | os.PathLike) -> None:
-        """Write the family's weights (equinox leaf serialisation)."""
-        eqx.tree_serialise_leaves(path, self.family)
-
-    def save_description(self, path: str | os.PathLike) -> None:
-        """Write the JSON description :meth:`load` needs beside the weights."""
-        fam = self.family
-        meta = {"names": self.names, "dim": len(self.names), "history": self.history}
-        if isinstance(fam, DiagonalGaussian):
-            meta["family"] = "gaussian"
-        else:
-            meta.update(family="flow", n_layers=len(fam.layers), hidden=list(fam.hidden))
-        with open(path, "w", encoding="utf-8") as fh:
-            json.dump(meta, fh)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, model: Model) -> Posterior:
-        """Read a posterior written by :meth:`save` for ``model``."""
-        try:
-            with open(f"{path}.json", encoding="utf-8") as fh:
-                meta = json.load(fh)
-        except (OSError, ValueError) as err:
-            raise AgentgradError(f"cannot read posterior description {path}.json: {err}") from None
-        if meta["family"] == "gaussian":
-            template = DiagonalGaussian(meta["dim"])
-        else:
-            template = MaskedAutoregressiveFlow(
-                meta["dim"], jax.random.key(0), meta["n_layers"], tuple(meta["hidden"])
-            )
-        family = eqx.tree_deserialise_leaves(path, template)
-        return cls(family, model, list(meta["names"]), meta.get("history", {}))
-
-    def log_prob(self, theta: Mapping[str, jax.Array]) -> jax.Array:
-        """Log-density in the constrained space (includes the bijection's Jacobian)."""
-        space = self.param_space
-        u = jnp.stack(
-            [
-                support_param(space, n).to_unconstrained(jnp.asarray(theta[n], jnp.float32))
-                for n in self.names
-            ],
-            axis=-1,
-        )
-        _, log_det = to_params(space, self.names, u)
-        return self.family.log_prob(u) - log_det
 
 
 def _fingerprint(model, observed, names, *settings) -> str:
@@ -306,168 +234,306 @@ def _load_checkpoint(path, template, fingerprint: str):
     return tree, meta
 
 
-def calibrate(
-    model: Model,
-    observed: Mapping[str, Any],
-    key: jax.Array,
-    *,
-    parameters: Sequence[str] | None = None,
-    fixed: Mapping[str, float] | None = None,
-    loss: str | Loss = "mse",
-    family: str | Family = "gaussian",
-    kl_weight: float = 1.0,
-    n_samples: int = 5,
-    n_sims: int = 2,
-    epochs: int = 200,
-    learning_rate: float = 1e-2,
-    clip_norm: float = 1.0,
-    patience: int | None = None,
-    gradient: str = "pathwise",
-    ad: str = "reverse",
-    progress: bool = False,
-    priors: Mapping[str, Prior] | None = None,
-    checkpoint: str | os.PathLike | None = None,
-    checkpoint_every: int = 25,
-    resume: bool = False,
-) -> Posterior:
-    """Fit a variational posterior to ``observed`` (name -> series of length T).
+@dataclass
+class Posterior(CalibratedPosterior):
+    """A fitted variational posterior (a family over the unconstrained parameters)."""
 
-    ``parameters`` are calibrated (default: all); the others stay at ``fixed`` or their
-    defaults.  ``family`` is ``"gaussian"``, ``"flow"`` or a :class:`Family`.
-    ``gradient`` is ``pathwise``, ``score`` or ``vargrad``; ``ad`` (pathwise only) is
-    ``reverse``, ``forward`` or ``hybrid`` (see :func:`make_value_and_grad`).
-    ``priors`` overrides the model's priors by name (not stored by :meth:`Posterior.save`).
-    ``progress`` shows a progress bar with the current objective.  Epochs whose objective
-    is NaN or infinite are counted in ``history["non_finite_epochs"]``.  Models drawing
-    with ``StochasticDerivative`` need ``ad="hybrid"`` (or a score-based gradient).
+    family: Family
+    model: Model
+    names: list[str]
+    history: dict[str, Any] = field(default_factory=dict)
+    space: ParamSpace | None = None  # the calibrated space (model's, with prior overrides)
+    diagnostics: dict[str, Any] = field(default_factory=dict)
 
-    ``checkpoint`` (a path) saves the optimiser state every ``checkpoint_every`` epochs,
-    at the end and on Ctrl-C (``path`` + ``path.json``, written atomically); with
-    ``resume=True`` training continues from it.  Epoch keys are ``fold_in(key, epoch)``,
-    so a resumed calibration equals an uninterrupted one.  Resuming with other settings
-    (model, data, parameters, loss, family, gradient, sizes, learning rate, key) raises.
-    """
-    space = model.param_space.with_priors(priors) if priors else model.param_space
-    names = select_parameters(space, parameters)
-    base = space.complete(fixed)
-    observed = {k: jnp.asarray(v, jnp.float32) for k, v in observed.items()}
-    if not observed:
-        raise AgentgradError("observed data must contain at least one observable")
-    lengths = {v.shape for v in observed.values()}
-    if len(lengths) != 1 or len(next(iter(lengths))) != 1:
-        raise AgentgradError("every observed series must be 1-D with the same length")
-    n_steps = next(iter(lengths))[0]
-    warn_if_unvalidated(model, n_steps)
-    loss_fn = get_loss(loss)
-    k_init, k_val, k_train = jax.random.split(key, 3)
-    if isinstance(family, str):
-        if family == "gaussian":
-            family = DiagonalGaussian(len(names), initial_mean(space, names))
-        elif family == "flow":
-            family = MaskedAutoregressiveFlow(len(names), k_init, shift=initial_mean(space, names))
-        else:
-            raise AgentgradError(f"unknown family {family!r}; use gaussian or flow")
+    def sample(self, key: jax.Array, n: int) -> dict[str, jax.Array]:
+        u, _ = self.family.sample_and_log_prob(key, n)
+        theta, _ = to_params(self.param_space, self.names, u)
+        return theta
 
-    unbiased = isinstance(getattr(model, "estimator", None), StochasticDerivative)
-
-    def data_term(theta, k):
-        params = {**base, **theta}
-        keys = jax.random.split(k, n_sims)
-        if unbiased:  # each simulate call is its own stochastic-derivative site
-            runs = [simulate(model, params, kk, n_steps).observables for kk in keys]
-            sims = {n: jnp.stack([r[n] for r in runs]) for n in observed}
-        else:
-            sims = jax.vmap(lambda kk: simulate(model, params, kk, n_steps).observables)(keys)
-        return loss_fn({n: sims[n] for n in observed}, observed)
-
-    value_and_grad = make_value_and_grad(
-        space,
-        names,
-        data_term,
-        kl_weight,
-        n_samples,
-        gradient=gradient,
-        ad=ad,
-        unbiased=unbiased,
-    )
-    params, static = eqx.partition(family, eqx.is_inexact_array)
-    optimizer = optax.chain(
-        optax.clip_by_global_norm(clip_norm), optax.adamw(learning_rate, b1=0.9, b2=0.999)
-    )
-    with jax.numpy_dtype_promotion("standard"):
-        opt_state = optimizer.init(params)
-
-    @jax.jit
-    def step(params, opt_state, k):
-        value, grads = value_and_grad(params, static, k)
-        with jax.numpy_dtype_promotion("standard"):  # optax mixes int counts and floats
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), opt_state, value
-
-    def objective(fam, k):
-        return gvi_objective(space, names, data_term, kl_weight, n_samples, fam, k)
-
-    validate = jax.jit(lambda p: objective(eqx.combine(p, static), k_val))
-    history = {"train": [], "validation": []}
-    best, best_value, since_best, n_bad = params, np.inf, 0, 0
-    start = 0
-    fingerprint = _fingerprint(
-        model,
-        observed,
-        names,
-        loss,
-        family,
-        kl_weight,
-        n_samples,
-        n_sims,
-        learning_rate,
-        clip_norm,
-        gradient,
-        ad,
-        key,
-        priors,
-    )
-    if resume:
-        if checkpoint is None:
-            raise AgentgradError("resume=True needs checkpoint= (the checkpoint path)")
-        (params, opt_state, best), meta = _load_checkpoint(
-            checkpoint, (params, opt_state, best), fingerprint
+    def log_prob(self, theta: Mapping[str, jax.Array]) -> jax.Array:
+        """Log-density in the constrained space (includes the bijection's Jacobian)."""
+        space = self.param_space
+        u = jnp.stack(
+            [
+                support_param(space, n).to_unconstrained(jnp.asarray(theta[n], jnp.float32))
+                for n in self.names
+            ],
+            axis=-1,
         )
-        best_value, since_best, n_bad = meta["best_value"], meta["since_best"], meta["n_bad"]
-        history = meta["history"]
-        start = len(history["train"])  # epochs completed
+        _, log_det = to_params(space, self.names, u)
+        return self.family.log_prob(u) - log_det
 
-    def save():
-        if checkpoint is not None:
-            meta = {"best_value": best_value, "since_best": since_best, "n_bad": n_bad}
-            _save_checkpoint(
-                checkpoint, (params, opt_state, best), fingerprint, {**meta, "history": history}
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the family's weights (``path``) and its description (``path.json``)."""
+        self.save_weights(path)
+        self.save_description(f"{path}.json")
+
+    def save_weights(self, path: str | os.PathLike) -> None:
+        """Write the family's weights (equinox leaf serialisation)."""
+        eqx.tree_serialise_leaves(path, self.family)
+
+    def save_description(self, path: str | os.PathLike) -> None:
+        """Write the JSON description :meth:`load` needs beside the weights."""
+        fam = self.family
+        meta = {"names": self.names, "dim": len(self.names), "history": self.history}
+        if isinstance(fam, DiagonalGaussian):
+            meta["family"] = "gaussian"
+        elif isinstance(fam, Flow):
+            meta.update(family="flow", kind=fam.kind, layers=fam.layers, width=fam.width)
+        else:
+            raise AgentgradError(f"cannot describe a {type(fam).__name__} family; save its leaves")
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(meta, fh, allow_nan=True)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, model: Model) -> Posterior:
+        """Read a posterior written by :meth:`save` for ``model``."""
+        try:
+            with open(f"{path}.json", encoding="utf-8") as fh:
+                meta = json.load(fh)
+            if meta["family"] == "gaussian":
+                template = DiagonalGaussian(meta["dim"])
+            else:
+                template = Flow(
+                    meta["dim"], jax.random.key(0), meta["kind"], meta["layers"], meta["width"]
+                )
+            family = eqx.tree_deserialise_leaves(path, template)
+        except (OSError, ValueError, KeyError, RuntimeError) as err:
+            raise AgentgradError(f"cannot read posterior {path}: {err}") from None
+        return cls(family, model, list(meta["names"]), meta.get("history", {}))
+
+
+def _make_family(family, names, space, key) -> Family:
+    if not isinstance(family, str):
+        return family
+    shift = initial_mean(space, names)
+    if family == "gaussian":
+        return DiagonalGaussian(len(names), shift)
+    if family in ("flow", "maf", "spline"):
+        return Flow(len(names), key, "spline" if family == "spline" else "maf", shift=shift)
+    raise AgentgradError(f"unknown family {family!r}; use {', '.join(FAMILIES)}")
+
+
+FAMILIES = ("flow", "spline", "gaussian")
+PILOT_DRAWS = 16  # prior draws x 2 runs each to estimate the synthetic likelihood's temper
+
+
+def _temper(problem, loss, key):
+    """Resolve a :class:`SyntheticLikelihood` without a temper from pilot runs.
+
+    ``PILOT_DRAWS`` draws from the prior, two runs each: the differences
+    ``(x_1 - x_2) / sqrt 2`` are samples of the simulator's noise (mean zero), whose
+    effective dimension over the ``N`` observed points sets ``temper = d_eff / N``.
+    """
+    if not isinstance(loss, SyntheticLikelihood) or loss.temper is not None:
+        return loss, None
+    k_theta, k_sim = jax.random.split(key)
+    theta = problem.sample_prior(k_theta, PILOT_DRAWS)
+    pairs = {n: np.repeat(np.asarray(v), 2) for n, v in theta.items()}
+    runs = problem.simulate(pairs, k_sim)
+    series = np.concatenate([runs[n] for n in problem.observed], axis=1)
+    noise = (series[0::2] - series[1::2]) / np.sqrt(2.0)
+    d_eff, n_points = effective_dimension(noise)
+    temper = min(1.0, d_eff / max(n_points, 1))
+    return SyntheticLikelihood(temper), {"temper": temper, "effective_dimension": d_eff}
+
+
+def _converged(validation: list[float], window: int, tolerance: float) -> bool:
+    """No better validation value in the last ``window`` epochs than before them, by more
+    than ``tolerance`` times the total improvement since the first epoch."""
+    v = np.asarray(validation, np.float64)
+    v = np.where(np.isfinite(v), v, np.inf)
+    if len(v) <= window or not np.isfinite(v.min()):
+        return False
+    before, recent = v[:-window].min(), v[-window:].min()
+    scale = max(float(v[0] - v.min()) if np.isfinite(v[0]) else 0.0, 1e-12)
+    return bool(before - recent <= tolerance * scale)
+
+
+@dataclass(frozen=True)
+class GVI:
+    """Generalised variational inference by gradient (the default method).
+
+    Minimises ``E_q[loss(theta, y)] + kl_weight * KL(q || prior)`` over a family ``q``
+    (module docstring).  Defaults need no knowledge of the observables' scale: the
+    ``synthetic`` loss is a tempered log-likelihood in nats, so ``kl_weight = 1`` is
+    Bayes' rule (:class:`~agentgrad.calibration.losses.SyntheticLikelihood`).  With
+    ``epochs=None`` training runs until the validation objective converges (no
+    improvement beyond ``tolerance`` times the improvement so far within ``window``
+    epochs, after ``min_epochs``), at most ``max_epochs``; a ``budget`` given to
+    :func:`calibrate` fixes the number of epochs instead.  ``validate=False`` keeps the
+    last weights and spends no runs on validation (the paper's accounting of
+    10 runs per step with ``n_samples=2, n_sims=5``).
+    """
+
+    loss: str | Loss = "synthetic"
+    family: str | Family = "flow"
+    kl_weight: float = 1.0
+    n_samples: int = 5
+    n_sims: int = 4
+    gradient: str = "pathwise"
+    ad: str = "reverse"
+    learning_rate: float = 1e-2
+    clip_norm: float = 1.0
+    epochs: int | None = None
+    max_epochs: int = 1000
+    min_epochs: int = 100
+    window: int = 50
+    tolerance: float = 0.01
+    patience: int | None = None
+    validate: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("kl_weight", "learning_rate", "clip_norm", "tolerance"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and np.isfinite(value) and value > 0):
+                raise AgentgradError(f"GVI {name} must be a positive finite number, got {value}")
+        for name in ("n_samples", "n_sims", "max_epochs", "min_epochs", "window"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise AgentgradError(f"GVI {name} must be a positive integer, got {value}")
+        if self.epochs is not None and not (isinstance(self.epochs, int) and self.epochs >= 1):
+            raise AgentgradError(f"GVI epochs must be a positive integer, got {self.epochs}")
+        if isinstance(self.family, str) and self.family not in FAMILIES:
+            raise AgentgradError(f"unknown family {self.family!r}; use {', '.join(FAMILIES)}")
+        get_loss(self.loss)  # unknown names raise here
+
+    def runs_per_epoch(self) -> int:
+        return self.n_samples * self.n_sims * (2 if self.validate else 1)
+
+    def pilot_runs(self) -> int:
+        loss = get_loss(self.loss)
+        return 2 * PILOT_DRAWS if isinstance(loss, SyntheticLikelihood) and not loss.temper else 0
+
+    def minimum_budget(self) -> int:
+        return self.pilot_runs() + self.runs_per_epoch()
+
+    def fit(
+        self,
+        problem,
+        key: jax.Array,
+        *,
+        budget: int | None = None,
+        progress: bool = False,
+        checkpoint: str | os.PathLike | None = None,
+        checkpoint_every: int = 25,
+        resume: bool = False,
+    ) -> Posterior:
+        """Train the family on ``problem`` (see :func:`calibrate`)."""
+        model, space, names, base = problem.model, problem.space, problem.names, problem.base
+        observed, n_steps = problem.observed, problem.n_steps
+        n_samples, n_sims, kl_weight = self.n_samples, self.n_sims, self.kl_weight
+        if budget is not None:
+            epochs = (budget - self.pilot_runs()) // self.runs_per_epoch()
+            adaptive = False
+        elif self.epochs is not None:
+            epochs, adaptive = self.epochs, False
+        else:
+            epochs, adaptive = self.max_epochs, True
+        k_init, k_val, k_train = jax.random.split(key, 3)
+        loss_fn, temper = _temper(problem, get_loss(self.loss), jax.random.fold_in(key, 7))
+        family = _make_family(self.family, names, space, k_init)
+        unbiased = isinstance(getattr(model, "estimator", None), StochasticDerivative)
+
+        def data_term(theta, k):
+            params = {**base, **theta}
+            keys = jax.random.split(k, n_sims)
+            if unbiased:  # each simulate call is its own stochastic-derivative site
+                runs = [simulate(model, params, kk, n_steps).observables for kk in keys]
+                sims = {n: jnp.stack([r[n] for r in runs]) for n in observed}
+            else:
+                sims = jax.vmap(lambda kk: simulate(model, params, kk, n_steps).observables)(keys)
+            return loss_fn({n: sims[n] for n in observed}, observed)
+
+        value_and_grad = make_value_and_grad(
+            space,
+            names,
+            data_term,
+            kl_weight,
+            n_samples,
+            gradient=self.gradient,
+            ad=self.ad,
+            unbiased=unbiased,
+        )
+        params, static = trainable(family)
+        optimizer = optax.chain(
+            optax.clip_by_global_norm(self.clip_norm),
+            optax.adamw(self.learning_rate, b1=0.9, b2=0.999),
+        )
+        with jax.numpy_dtype_promotion("standard"):
+            opt_state = optimizer.init(params)
+
+        @jax.jit
+        def step(params, opt_state, k):
+            value, grads = value_and_grad(params, static, k)
+            with jax.numpy_dtype_promotion("standard"):  # optax mixes int counts and floats
+                updates, opt_state = optimizer.update(grads, opt_state, params)
+                return optax.apply_updates(params, updates), opt_state, value
+
+        def objective(fam, k):
+            return gvi_objective(space, names, data_term, kl_weight, n_samples, fam, k)
+
+        validate = jax.jit(lambda p: objective(eqx.combine(p, static), k_val))
+        history: dict[str, Any] = {"train": [], "validation": []}
+        best, best_value, since_best, n_bad = params, np.inf, 0, 0
+        start = 0
+        settings = dataclasses.asdict(self) | {"budget": budget}
+        fingerprint = _fingerprint(model, observed, names, key, *map(str, settings.items()))
+        if resume:
+            if checkpoint is None:
+                raise AgentgradError("resume=True needs checkpoint= (the checkpoint path)")
+            (params, opt_state, best), meta = _load_checkpoint(
+                checkpoint, (params, opt_state, best), fingerprint
             )
+            best_value, since_best, n_bad = meta["best_value"], meta["since_best"], meta["n_bad"]
+            history = meta["history"]
+            start = len(history["train"])  # epochs completed
 
-    try:
-        with _progress(progress, epochs) as bar:
-            for epoch in range(start, epochs):
-                key = jax.random.fold_in(k_train, epoch)
-                new_params, new_opt_state, value = step(params, opt_state, key)
-                val = float(validate(new_params))
-                # assigned only now, so Ctrl-C never checkpoints a half-finished epoch
-                params, opt_state = new_params, new_opt_state
-                history["train"].append(float(value))
-                history["validation"].append(val)
-                if not np.isfinite(value) or not np.isfinite(val):
-                    n_bad += 1
-                if np.isfinite(val) and val < best_value:
-                    best, best_value, since_best = params, val, 0
-                else:
-                    since_best += 1
-                bar(epoch, val)
-                if (epoch + 1) % checkpoint_every == 0:
-                    save()
-                if patience is not None and since_best >= patience:
-                    break
-    except KeyboardInterrupt:
+        def save():
+            if checkpoint is not None:
+                meta = {"best_value": best_value, "since_best": since_best, "n_bad": n_bad}
+                _save_checkpoint(
+                    checkpoint, (params, opt_state, best), fingerprint, {**meta, "history": history}
+                )
+
+        converged = False
+        try:
+            with progress_bar(progress, epochs) as bar:
+                for epoch in range(start, epochs):
+                    key = jax.random.fold_in(k_train, epoch)
+                    new_params, new_opt_state, value = step(params, opt_state, key)
+                    val = float(validate(new_params)) if self.validate else float(value)
+                    # assigned only now, so Ctrl-C never checkpoints a half-finished epoch
+                    params, opt_state = new_params, new_opt_state
+                    history["train"].append(float(value))
+                    history["validation"].append(val)
+                    if not np.isfinite(value) or not np.isfinite(val):
+                        n_bad += 1
+                    if np.isfinite(val) and val < best_value:
+                        best, best_value, since_best = params, val, 0
+                    else:
+                        since_best += 1
+                    bar(epoch + 1, f"epoch {epoch + 1}/{epochs} objective {val:.4g}")
+                    if (epoch + 1) % checkpoint_every == 0:
+                        save()
+                    if self.patience is not None and since_best >= self.patience:
+                        break
+                    if adaptive and epoch + 1 >= self.min_epochs:
+                        converged = _converged(history["validation"], self.window, self.tolerance)
+                        if converged:
+                            break
+        except KeyboardInterrupt:
+            save()
+            raise
         save()
-        raise
-    save()
-    history["non_finite_epochs"] = [n_bad]
-    return Posterior(eqx.combine(best, static), model, list(names), history, space)
+        done = len(history["train"])
+        if not adaptive:
+            converged = _converged(history["validation"], self.window, self.tolerance)
+        history["non_finite_epochs"] = [n_bad]
+        history["converged"] = converged
+        history["simulations"] = (temper is not None) * 2 * PILOT_DRAWS + done * (
+            self.runs_per_epoch()
+        )
+        history.update(temper or {})
+        final = best if self.validate else params
+        return Posterior(eqx.combine(final, static), model, list(names), history, space)

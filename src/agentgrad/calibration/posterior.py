@@ -1,0 +1,120 @@
+"""The posterior every calibration method returns, and its diagnostics.
+
+:class:`CalibratedPosterior` is the common interface: ``sample``, ``log_prob`` (where
+the method has a density), ``predictive`` (posterior-predictive runs), ArviZ
+``InferenceData`` with ``posterior``, ``posterior_predictive`` and ``observed_data``
+groups, and :func:`diagnose`:
+
+* contraction ``1 - sd_post / sd_prior`` per parameter (sds in the constrained space,
+  by sampling); below 10% the data did not inform the parameter;
+* whether the method's objective converged and whether any step was non-finite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import numpy as np
+
+from agentgrad.errors import AgentgradError
+from agentgrad.params import ParamSpace
+
+UNINFORMED = 0.1  # contraction below which a parameter is reported as not informed
+
+
+class CalibratedPosterior:
+    """Common interface of the posteriors of every calibration method."""
+
+    model: Any
+    names: list[str]
+    history: dict[str, Any]
+    space: ParamSpace | None
+    diagnostics: dict[str, Any]
+
+    @property
+    def param_space(self) -> ParamSpace:
+        return self.space if self.space is not None else self.model.param_space
+
+    def sample(self, key: jax.Array, n: int) -> dict[str, jax.Array]:
+        """``n`` posterior draws, name -> array (n,)."""
+        raise NotImplementedError
+
+    def log_prob(self, theta: Mapping[str, jax.Array]) -> jax.Array:
+        """Posterior log-density of ``theta`` (name -> array)."""
+        raise AgentgradError(f"{type(self).__name__} has no density (log_prob)")
+
+    def predictive(
+        self, key: jax.Array, n: int, n_steps: int, fixed: Mapping[str, Any] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Observables (name -> (n, n_steps)) of one run at each of ``n`` draws."""
+        from agentgrad.calibration.predictive import posterior_predictive
+
+        return posterior_predictive(self, key, n, n_steps, fixed)
+
+    def to_inference_data(
+        self,
+        key: jax.Array,
+        n: int = 1000,
+        observed: Mapping[str, Any] | None = None,
+        predictive: Mapping[str, np.ndarray] | None = None,
+    ):
+        """ArviZ ``InferenceData``: ``n`` posterior draws (one chain) and, when given,
+        ``posterior_predictive`` (name -> (draws, T)) and ``observed_data``."""
+        import arviz as az
+
+        samples = self.sample(key, n)
+        groups: dict[str, Any] = {"posterior": {k: np.asarray(v)[None] for k, v in samples.items()}}
+        dims: dict[str, list[str]] = {}
+        if predictive is not None:
+            groups["posterior_predictive"] = {k: np.asarray(v)[None] for k, v in predictive.items()}
+            dims.update({k: ["time"] for k in predictive})
+        if observed is not None:
+            groups["observed_data"] = {k: np.asarray(v) for k, v in observed.items()}
+            dims.update({k: ["time"] for k in observed})
+        return az.from_dict(**groups, dims=dims or None)
+
+
+def prior_sd(space: ParamSpace, names: list[str], key: jax.Array, n: int = 20_000):
+    """Prior standard deviation of each name, by sampling."""
+    keys = jax.random.split(key, len(names))
+    return {
+        name: float(np.std(np.asarray(space[name].prior.sample(k, (n,)))))
+        for name, k in zip(names, keys, strict=True)
+    }
+
+
+def diagnose(posterior: CalibratedPosterior, key: jax.Array, n: int = 4000) -> dict[str, Any]:
+    """Contraction per parameter and warnings (stored in ``posterior.diagnostics``)."""
+    k_prior, k_post = jax.random.split(key)
+    names = posterior.names
+    before = prior_sd(posterior.param_space, names, k_prior)
+    draws = posterior.sample(k_post, n)
+    ratio = {
+        name: float(np.std(np.asarray(draws[name]))) / max(before[name], 1e-300) for name in names
+    }
+    warnings = [
+        f"the data did not inform {name}: its posterior sd is {r:.0%} of the prior's; "
+        f"calibrate {name} from an observable it affects, or fix it (--param {name}=VALUE)"
+        for name, r in ratio.items()
+        if 1 - r < UNINFORMED
+    ]
+    history = posterior.history
+    if history.get("converged") is False:
+        warnings.append(
+            f"the objective did not converge in {len(history.get('validation', []))} epochs; "
+            "give a larger --budget (or --epochs) or a larger --learning-rate"
+        )
+    bad = history.get("non_finite_epochs", [0])[0]
+    if bad:
+        warnings.append(f"{bad} epochs had a NaN or infinite objective")
+    result = {
+        "sd_ratio": ratio,
+        "contraction": {k: 1 - r for k, r in ratio.items()},
+        "converged": history.get("converged"),
+        "simulations": history.get("simulations"),
+        "warnings": warnings,
+    }
+    posterior.diagnostics = result
+    return result

@@ -1,0 +1,117 @@
+"""What every calibration method sees: the model, the calibrated parameters and the data.
+
+A :class:`Problem` fixes the model, the parameter space (with any prior overrides),
+the calibrated names, the values of the other parameters and the observed series
+(name -> array of length ``T``).  :meth:`Problem.simulate` runs the model at a batch of
+parameter values — one run each, vmapped in chunks — and is the only way methods reach
+the simulator outside their gradient code, so simulation budgets are counted in one
+place (:attr:`Problem.runs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from agentgrad.engine import Model, simulate
+from agentgrad.errors import AgentgradError
+from agentgrad.params import Params, ParamSpace
+
+
+@dataclass
+class Problem:
+    """A calibration task; ``runs`` counts the simulator runs spent on it so far."""
+
+    model: Model
+    space: ParamSpace
+    names: list[str]
+    base: Params
+    observed: dict[str, jax.Array]
+    runs: int = 0
+    _run: Callable | None = field(default=None, repr=False)
+
+    @property
+    def n_steps(self) -> int:
+        return int(next(iter(self.observed.values())).shape[0])
+
+    def sample_prior(self, key: jax.Array, n: int) -> dict[str, jax.Array]:
+        """``n`` independent draws from the calibrated parameters' priors."""
+        keys = jax.random.split(key, len(self.names))
+        return {
+            name: self.space[name].prior.sample(k, (n,))
+            for name, k in zip(self.names, keys, strict=True)
+        }
+
+    def simulate(
+        self,
+        theta: Mapping[str, Any],
+        key: jax.Array,
+        chunk: int = 256,
+        progress: Callable[[int], None] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """One run per row of ``theta`` (name -> (n,)); observed observables (n, T).
+
+        Vmapped over chunks of ``chunk`` rows (one compilation per distinct size);
+        ``progress(done)`` is called after each chunk.
+        """
+        theta = {n: np.asarray(theta[n], np.float32) for n in self.names}
+        total = len(next(iter(theta.values())))
+        keys = jax.random.split(key, total)
+        out: dict[str, list[np.ndarray]] = {n: [] for n in self.observed}
+        for start in range(0, total, chunk):
+            rows = slice(start, min(start + chunk, total))
+            size = rows.stop - rows.start
+            if self._run is None:
+                self._run = self._compile()
+            sims = self._run({n: jnp.asarray(v[rows]) for n, v in theta.items()}, keys[rows])
+            for n in self.observed:
+                out[n].append(np.asarray(sims[n]))
+            self.runs += size
+            if progress is not None:
+                progress(rows.stop)
+        return {n: np.concatenate(v) for n, v in out.items()}
+
+    def _compile(self) -> Callable:
+        model, base, n_steps, names = self.model, self.base, self.n_steps, list(self.observed)
+
+        @jax.jit
+        def run(theta, keys):
+            def one(t, k):
+                obs = simulate(model, {**base, **t}, k, n_steps).observables
+                return {n: obs[n] for n in names}
+
+            return jax.vmap(one)(theta, keys)
+
+        return run
+
+
+def make_problem(
+    model: Model,
+    observed: Mapping[str, Any],
+    parameters: Sequence[str] | None,
+    fixed: Mapping[str, float] | None,
+    priors: Mapping[str, Any] | None,
+) -> Problem:
+    """Validate the inputs of :func:`~agentgrad.calibration.calibrate` into a problem."""
+    from agentgrad.calibration.families import support_param
+    from agentgrad.gradients import select_parameters
+
+    space = model.param_space.with_priors(priors) if priors else model.param_space
+    names = list(select_parameters(space, parameters))
+    for name in names:
+        support_param(space, name)  # raises when a calibrated parameter has no prior
+    base = space.complete(fixed)
+    observed = {k: jnp.asarray(v, jnp.float32) for k, v in observed.items()}
+    if not observed:
+        raise AgentgradError("observed data must contain at least one observable")
+    shapes = {v.shape for v in observed.values()}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 1:
+        raise AgentgradError("every observed series must be 1-D with the same length")
+    if not all(bool(jnp.all(jnp.isfinite(v))) for v in observed.values()):
+        raise AgentgradError("observed data contain NaN or infinite values")
+    return Problem(model, space, names, base, observed)
