@@ -237,7 +237,10 @@ def _shared_parameters(estimator_help: str | None) -> list[inspect.Parameter]:
             4,
             p(
                 "estimator",
-                Annotated[str | None, typer.Option(help=f"{estimator_help} (default st)")],
+                Annotated[
+                    str | None,
+                    typer.Option(help=f"{estimator_help} (default st; sirs-grid gs:0.05)"),
+                ],
                 None,
             ),
         )
@@ -367,7 +370,7 @@ def _setup_model(opts: ModelOptions) -> Setup:
         check_size(opts.steps, "--steps")
     if opts.population is not None and not str(opts.population).strip():
         fail("--population is empty; give a directory with ages.csv and contacts.csv")
-    label = opts.estimator or "st"
+    label = opts.estimator or getattr(entry, "default_estimator", "st")
     est = parse_estimator(label)
     base = {}
     if opts.preset is not None:
@@ -806,6 +809,42 @@ def sensitivity_command(
 # --------------------------------------------------------------------------- calibrate
 
 
+GVI_OPTIONS = ("loss", "gradient", "ad", "family", "kl_weight", "epochs", "samples", "sims")
+SBI_OPTIONS = {"rounds": ("npe", "nle", "nre", "snpe", "snle", "snvi"), "alpha": ("snvi",)}
+SBI_OPTIONS["particles"] = ("abc",)
+
+
+def _method_from_options(method: str, given: dict[str, Any]):
+    """The method object for ``--method`` and its options (errors for foreign options)."""
+    from agentgrad.calibration import GVI
+
+    method = method.lower()
+    if method == "gvi":
+        foreign = [k for k in SBI_OPTIONS if given.get(k) is not None]
+        if foreign:
+            fail(f"--{foreign[0]} does not apply to --method gvi")
+        names = {"samples": "n_samples", "sims": "n_sims"}
+        settings = {names.get(k, k): given[k] for k in GVI_OPTIONS if given.get(k) is not None}
+        if "learning_rate" in given and given["learning_rate"] is not None:
+            settings["learning_rate"] = given["learning_rate"]
+        return GVI(**settings)
+    from agentgrad.calibration.sbi import METHODS, require_sbi
+
+    if method not in METHODS:
+        fail(f"unknown method {method!r}; use gvi, {', '.join(METHODS)}")
+    foreign = [k for k in (*GVI_OPTIONS, "learning_rate") if given.get(k) is not None]
+    foreign += [
+        k for k, owners in SBI_OPTIONS.items() if given.get(k) is not None and method not in owners
+    ]
+    if given.get("resume"):
+        foreign.append("resume")
+    if foreign:
+        fail(f"--{foreign[0].replace('_', '-')} does not apply to --method {method}")
+    require_sbi()
+    settings = {k: given[k] for k in SBI_OPTIONS if given.get(k) is not None}
+    return METHODS[method](**settings)
+
+
 @app.command("calibrate")
 @model_command(estimator_help="st | gs:TAU | smoothed | sad")
 def calibrate_command(
@@ -823,30 +862,46 @@ def calibrate_command(
     params: Annotated[
         str | None, typer.Option("--params", help="comma-separated parameters to calibrate")
     ] = None,
-    loss: Annotated[str, typer.Option(help="mse | mmd | gauss")] = "mse",
-    gradient: Annotated[str, typer.Option(help="pathwise | score | vargrad")] = "pathwise",
-    ad: Annotated[str, typer.Option(help="pathwise AD mode: reverse | forward | hybrid")] = (
-        "reverse"
+    method: Annotated[
+        str, typer.Option(help="gvi | npe | nle | nre | snpe | snle | snvi | abc (sbi extra)")
+    ] = "gvi",
+    budget: Annotated[
+        int | None,
+        typer.Option(help="simulator runs to spend (default: gvi until converged, sbi 1000)"),
+    ] = None,
+    loss: Annotated[
+        str | None, typer.Option(help="gvi: synthetic (default, scale-free) | mse | mmd | gauss")
+    ] = None,
+    gradient: Annotated[str | None, typer.Option(help="gvi: pathwise | score | vargrad")] = None,
+    ad: Annotated[str | None, typer.Option(help="gvi pathwise AD: reverse | forward | hybrid")] = (
+        None
     ),
-    family: Annotated[str, typer.Option(help="flow | gaussian")] = "flow",
-    kl_weight: Annotated[float, typer.Option(help="w in E[loss] + w KL(q || prior)")] = 1.0,
-    epochs: Annotated[int, typer.Option(help="optimisation steps")] = 300,
-    samples: Annotated[int, typer.Option(help="Monte-Carlo samples per step")] = 5,
-    sims: Annotated[int, typer.Option(help="simulator runs per sample")] = 2,
-    learning_rate: Annotated[float, typer.Option(help="AdamW learning rate")] = 1e-2,
+    family: Annotated[str | None, typer.Option(help="gvi: flow | spline | gaussian")] = None,
+    kl_weight: Annotated[
+        float | None, typer.Option(help="gvi: w in E[loss] + w KL(q || prior); default 1")
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="gvi: fixed optimisation steps (default: until converged)")
+    ] = None,
+    samples: Annotated[int | None, typer.Option(help="gvi: q samples per step (5)")] = None,
+    sims: Annotated[int | None, typer.Option(help="gvi: simulator runs per sample (4)")] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="gvi: AdamW learning rate")] = None,
+    rounds: Annotated[int | None, typer.Option(help="sbi: rounds of simulation")] = None,
+    alpha: Annotated[float | None, typer.Option(help="snvi: Renyi alpha (0.1)")] = None,
+    particles: Annotated[int | None, typer.Option(help="abc: particles per population")] = None,
     checkpoint_every: Annotated[
-        int, typer.Option(help="epochs between resumable checkpoints in --out")
+        int, typer.Option(help="gvi: epochs between resumable checkpoints in --out")
     ] = 25,
     resume: Annotated[
-        bool, typer.Option(help="continue from the checkpoint in --out (same settings)")
+        bool, typer.Option(help="gvi: continue from the checkpoint in --out (same settings)")
     ] = False,
     out: Annotated[str, typer.Option(help="output directory")] = "out-calibration",
 ) -> None:
-    """Bayesian calibration by generalised variational inference; writes posterior.nc and plots."""
+    """Bayesian calibration (GVI by default, or SBI); writes posterior.nc, plots, diagnostics."""
     import jax
     import numpy as np
 
-    from agentgrad.calibration import calibrate, coverage, posterior_predictive
+    from agentgrad.calibration import GVI, calibrate, coverage, posterior_predictive
     from agentgrad.engine import simulate
     from agentgrad.gradients import select_parameters
     from agentgrad.io import netcdf_attrs, read_observed_csv
@@ -856,9 +911,11 @@ def calibrate_command(
         "posterior.nc",
         "posterior.eqx",
         "posterior.eqx.json",
+        "posterior.pt",
         "training.png",
         "posterior_pairs.png",
         "predictive.png",
+        "diagnostics.json",
         "provenance.json",
         "checkpoint.eqx",
         "checkpoint.json",
@@ -874,10 +931,25 @@ def calibrate_command(
         ("samples", samples),
         ("sims", sims),
         ("checkpoint-every", checkpoint_every),
+        ("budget", budget),
+        ("rounds", rounds),
+        ("particles", particles),
     ):
-        if value < 1:
+        if value is not None and value < 1:
             fail(f"--{option} must be a positive integer, got {value}")
-    _check_positive_finite(kl_weight=kl_weight, learning_rate=learning_rate)
+    for option, value in (("kl-weight", kl_weight), ("learning-rate", learning_rate)):
+        if value is not None:
+            _check_positive_finite(**{option.replace("-", "_"): value})
+    if alpha is not None and not (math.isfinite(alpha) and 0 < alpha < 1):
+        fail(f"--alpha must be in (0, 1), got {alpha}")
+    given = dict(locals())
+    calibration = _method_from_options(method, given)
+    is_gvi = isinstance(calibration, GVI)
+    if budget is not None and budget < calibration.minimum_budget():
+        fail(
+            f"--budget {budget} is too small for --method {method}: it needs at least "
+            f"{calibration.minimum_budget()} simulator runs"
+        )
     out = prepare_output_dir(out, files)
     if resume and not (out / "checkpoint.eqx").is_file():
         fail(f"--resume: no checkpoint in {str(out)!r} (checkpoint.eqx); run without --resume")
@@ -898,14 +970,15 @@ def calibrate_command(
         unknown = [o for o in wanted if o not in valid]
         if unknown:
             fail(f"unknown observable {unknown[0]!r}; valid names are: {', '.join(valid)}")
+    batch = calibration.n_samples * calibration.n_sims if is_gvi else 256
     _require(
         setup,
-        f"calibration with {samples} samples x {sims} simulations per step",
-        "use fewer --samples or --sims" + (", or --ad forward" if ad == "reverse" else ""),
-        batch=samples * sims,
-        runs=samples * sims,
+        f"calibration with {batch} simulations at once",
+        "use fewer --samples or --sims" if is_gvi else "use fewer --agents",
+        batch=batch,
+        runs=batch,
         directions=len(names),
-        reverse=gradient == "pathwise" and ad == "reverse",
+        reverse=is_gvi and calibration.gradient == "pathwise" and calibration.ad == "reverse",
     )
     if truth is not None:
         full = space.complete({**setup.params, **truth})
@@ -915,77 +988,80 @@ def calibrate_command(
     with _interruptible(
         f"interrupted (Ctrl-C); the last checkpoint is in {checkpoint}: rerun the same command "
         "with --resume to continue"
+        if is_gvi
+        else "interrupted (Ctrl-C); nothing was written"
     ):
+        extra = (
+            {"checkpoint": checkpoint, "checkpoint_every": checkpoint_every, "resume": resume}
+            if is_gvi
+            else {}
+        )
         post = calibrate(
             setup.model,
             observed,
             jax.random.key(opts.seed),
+            calibration,
             parameters=names,
             fixed=setup.params,
-            loss=loss,
-            family=family,
-            kl_weight=kl_weight,
-            n_samples=samples,
-            n_sims=sims,
-            epochs=epochs,
-            learning_rate=learning_rate,
-            gradient=gradient,
-            ad=ad,
+            budget=budget,
             progress=True,
-            checkpoint=checkpoint,
-            checkpoint_every=checkpoint_every,
-            resume=resume,
+            **extra,
         )
         draws = post.sample(jax.random.key(opts.seed + 3), 2000)
         pred = posterior_predictive(
             post, jax.random.key(opts.seed + 4), 200, setup.n_steps, setup.params
         )
-        idata = post.to_inference_data(jax.random.key(opts.seed + 2), 2000)
+        idata = post.to_inference_data(jax.random.key(opts.seed + 2), 2000, observed, pred)
+    diagnostics = {**post.diagnostics, "coverage_90": coverage(pred, observed, 0.9)}
     meta = _provenance(
         setup,
         "calibrate",
         data=str(data or ""),
         synthetic=synthetic or "",
         calibrated=",".join(names),
-        loss=loss,
-        gradient=gradient,
-        ad=ad,
-        family=family,
-        kl_weight=kl_weight,
-        epochs=epochs,
-        samples=samples,
-        sims=sims,
-        learning_rate=learning_rate,
+        method=method,
+        budget=budget if budget is not None else "",
+        settings=repr(calibration),
+        simulations=post.history.get("simulations", ""),
         observables=",".join(observed),
     )
     idata.posterior.attrs.update(netcdf_attrs(meta))
+    idata.posterior.attrs.update(
+        {f"contraction_{k}": v for k, v in diagnostics["contraction"].items()}
+    )
     units = setup.entry.observable_units
     writers = {
         "posterior.nc": lambda p: idata.to_netcdf(str(p)),
-        "posterior.eqx": lambda p: post.save_weights(p),
-        "posterior.eqx.json": lambda p: post.save_description(p),
-        "training.png": lambda p: plot_training(post.history, p),
         "posterior_pairs.png": lambda p: plot_posterior_pairs(draws, truth, p),
         "predictive.png": lambda p: plot_predictive(pred, observed, p, units),
+        "diagnostics.json": _json_writer(diagnostics),
         "provenance.json": _json_writer(meta),
     }
+    if is_gvi:
+        writers["posterior.eqx"] = lambda p: post.save_weights(p)
+        writers["posterior.eqx.json"] = lambda p: post.save_description(p)
+        writers["training.png"] = lambda p: plot_training(post.history, p)
+    else:
+        writers["posterior.pt"] = lambda p: post.save(p)
     save_outputs(out, writers, "calibrate")
-    table = Table(
-        title=f"{opts.model}: posterior ({family}, {gradient}, {loss})", title_justify="left"
-    )
-    for col in ("parameter", "mean", "5%", "95%", "true"):
+    table = Table(title=f"{opts.model}: posterior ({method})", title_justify="left")
+    for col in ("parameter", "mean", "5%", "95%", "true", "contraction"):
         table.add_column(col)
     for name, v in draws.items():
         lo, hi = np.percentile(np.asarray(v), [5, 95])
         true = f"{truth[name]:.4g}" if truth and name in truth else ""
-        table.add_row(name, f"{float(v.mean()):.4g}", f"{lo:.4g}", f"{hi:.4g}", true)
+        shrink = f"{diagnostics['contraction'][name]:.0%}"
+        table.add_row(name, f"{float(v.mean()):.4g}", f"{lo:.4g}", f"{hi:.4g}", true, shrink)
     console.print(table)
-    bad = post.history.get("non_finite_epochs", [0])[0]
-    if bad:
-        console.print(f"[yellow]warning:[/yellow] {bad} epochs had a NaN or infinite objective")
     console.print(
-        f"90% predictive coverage of the data: {coverage(pred, observed, 0.9):.2f}; wrote "
-        f"{out / 'posterior.nc'}, training.png, posterior_pairs.png, predictive.png"
+        "contraction = 1 - posterior sd / prior sd (0%: the data said nothing; 100%: exact)"
+    )
+    for line in diagnostics["warnings"]:
+        _stderr_line("[yellow]warning:[/yellow]", line)
+    console.print(
+        f"simulator runs: {post.history.get('simulations')}; 90% predictive coverage of the "
+        f"data: {diagnostics['coverage_90']:.2f}; wrote {out / 'posterior.nc'}, "
+        "diagnostics.json, plots"
     )
 
 

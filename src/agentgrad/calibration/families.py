@@ -66,7 +66,7 @@ class DiagonalGaussian(Family):
 
 
 class Flow(Family):
-    """A normalizing flow from flowjax on a standard normal base, shifted by ``shift``.
+    """A normalizing flow from flowjax on a standard normal base: ``u = shift + scale z``.
 
     ``kind="maf"``: masked autoregressive flow with affine transformers
     (:func:`flowjax.flows.masked_autoregressive_flow`); ``kind="spline"``: the same with
@@ -77,7 +77,8 @@ class Flow(Family):
     """
 
     flow: Any
-    shift: jax.Array  # location, initialised at the priors' defaults
+    shift: jax.Array  # location and scale, initialised at the prior's (unconstrained)
+    log_scale: jax.Array
     dim: int = eqx.field(static=True)
     kind: str = eqx.field(static=True)
     layers: int = eqx.field(static=True)
@@ -91,6 +92,7 @@ class Flow(Family):
         layers: int = 8,
         width: int = 50,
         shift: jax.Array | None = None,
+        scale: jax.Array | None = None,
         knots: int = 8,
         interval: float = 4.0,
     ):
@@ -114,13 +116,15 @@ class Flow(Family):
             invert=False,
         )
         self.shift = jnp.zeros(dim, jnp.float32) if shift is None else jnp.asarray(shift)
+        self.log_scale = jnp.zeros(dim, jnp.float32) if scale is None else jnp.log(scale)
 
     def sample_and_log_prob(self, key, n):
         z, log_q = self.flow.sample_and_log_prob(key, (n,))
-        return z + self.shift, log_q
+        return self.shift + jnp.exp(self.log_scale) * z, log_q - jnp.sum(self.log_scale)
 
     def log_prob(self, u):
-        return self.flow.log_prob(u - self.shift)
+        z = (u - self.shift) * jnp.exp(-self.log_scale)
+        return self.flow.log_prob(z) - jnp.sum(self.log_scale)
 
 
 FLOW_KINDS = ("maf", "spline")

@@ -52,13 +52,29 @@ from agentgrad.params import ParamSpace
 from agentgrad.stochad import StochasticDerivative, derivative_estimate
 
 
-def gvi_objective(space, names, data_term, kl_weight, n_samples, family, key):
-    """Monte-Carlo GVI objective ``mean_i data_term(theta_i) + w * mean_i log(q/prior)``."""
-    k_q, k_sim = jax.random.split(key)
-    u, log_q = family.sample_and_log_prob(k_q, n_samples)
+def kl_estimate(space, names, family, key, n):
+    """``KL(q || prior) ~ mean_i [log q(theta_i) - log prior(theta_i)]`` over ``n`` draws."""
+    u, log_q = family.sample_and_log_prob(key, n)
     theta, log_det = to_params(space, names, u)
     log_prior = sum(space[n].prior.log_prob(theta[n]) for n in names)
-    kl = jnp.mean(log_q - log_det - log_prior)
+    return jnp.mean(log_q - log_det - log_prior)
+
+
+def gvi_objective(space, names, data_term, kl_weight, n_samples, family, key, kl_samples=None):
+    """Monte-Carlo GVI objective ``mean_i data_term(theta_i) + w * KL``.
+
+    The KL uses the same ``n_samples`` draws, or ``kl_samples`` separate ones when given
+    (it needs no simulation, so many draws are cheap and cut its variance: parameters
+    the data do not inform then stay at their prior instead of drifting).
+    """
+    k_q, k_sim, k_kl = jax.random.split(key, 3)
+    u, log_q = family.sample_and_log_prob(k_q, n_samples)
+    theta, log_det = to_params(space, names, u)
+    if kl_samples is None:
+        log_prior = sum(space[n].prior.log_prob(theta[n]) for n in names)
+        kl = jnp.mean(log_q - log_det - log_prior)
+    else:
+        kl = kl_estimate(space, names, family, k_kl, kl_samples)
     keys = jax.random.split(k_sim, n_samples)
     data = jax.vmap(data_term)(theta, keys)
     return jnp.mean(data) + kl_weight * kl
@@ -96,7 +112,7 @@ def _hybrid(data_term, names, unbiased: bool = False):
 
 
 def make_value_and_grad(
-    space, names, data_term, kl_weight, n_samples, *, gradient, ad, unbiased=False
+    space, names, data_term, kl_weight, n_samples, *, gradient, ad, unbiased=False, kl_samples=None
 ):
     """``(trainable, static, key) -> (objective, gradient w.r.t. trainable)``.
 
@@ -128,7 +144,7 @@ def make_value_and_grad(
 
         def objective(trainable, static, key):
             fam = eqx.combine(trainable, static)
-            return gvi_objective(space, names, term, kl_weight, n_samples, fam, key)
+            return gvi_objective(space, names, term, kl_weight, n_samples, fam, key, kl_samples)
 
         if ad == "forward":
 
@@ -310,7 +326,8 @@ def _make_family(family, names, space, key) -> Family:
     if family == "gaussian":
         return DiagonalGaussian(len(names), shift)
     if family in ("flow", "maf", "spline"):
-        return Flow(len(names), key, "spline" if family == "spline" else "maf", shift=shift)
+        kind = "spline" if family == "spline" else "maf"
+        return Flow(len(names), key, kind, shift=shift)
     raise AgentgradError(f"unknown family {family!r}; use {', '.join(FAMILIES)}")
 
 
@@ -338,16 +355,16 @@ def _temper(problem, loss, key):
     return SyntheticLikelihood(temper), {"temper": temper, "effective_dimension": d_eff}
 
 
-def _converged(validation: list[float], window: int, tolerance: float) -> bool:
-    """No better validation value in the last ``window`` epochs than before them, by more
-    than ``tolerance`` times the total improvement since the first epoch."""
-    v = np.asarray(validation, np.float64)
-    v = np.where(np.isfinite(v), v, np.inf)
-    if len(v) <= window or not np.isfinite(v.min()):
+def _converged(objective: list[float], window: int) -> bool:
+    """No detectable progress: the mean objective of the last ``window`` epochs is not
+    below the mean of the ``window`` before by more than one standard error of the
+    difference (the per-epoch objectives are noisy Monte-Carlo estimates)."""
+    v = np.asarray(objective, np.float64)
+    if len(v) < 2 * window or not np.all(np.isfinite(v[-2 * window :])):
         return False
-    before, recent = v[:-window].min(), v[-window:].min()
-    scale = max(float(v[0] - v.min()) if np.isfinite(v[0]) else 0.0, 1e-12)
-    return bool(before - recent <= tolerance * scale)
+    before, last = v[-2 * window : -window], v[-window:]
+    se = np.sqrt((before.var(ddof=1) + last.var(ddof=1)) / window)
+    return bool(before.mean() - last.mean() <= se)
 
 
 @dataclass(frozen=True)
@@ -358,12 +375,14 @@ class GVI:
     (module docstring).  Defaults need no knowledge of the observables' scale: the
     ``synthetic`` loss is a tempered log-likelihood in nats, so ``kl_weight = 1`` is
     Bayes' rule (:class:`~agentgrad.calibration.losses.SyntheticLikelihood`).  With
-    ``epochs=None`` training runs until the validation objective converges (no
-    improvement beyond ``tolerance`` times the improvement so far within ``window``
-    epochs, after ``min_epochs``), at most ``max_epochs``; a ``budget`` given to
-    :func:`calibrate` fixes the number of epochs instead.  ``validate=False`` keeps the
-    last weights and spends no runs on validation (the paper's accounting of
-    10 runs per step with ``n_samples=2, n_sims=5``).
+    ``epochs=None`` training runs until the objective stops improving (the mean over the
+    last ``window`` epochs is within one standard error of the mean over the ``window``
+    before, checked after ``min_epochs``), at most ``max_epochs``; a ``budget`` given to
+    :func:`calibrate` fixes the number of epochs instead.  The weights returned are an
+    exponential average of the iterates over about ``window`` epochs (Polyak averaging);
+    ``validate=True`` also evaluates the objective on a fixed key each epoch (twice the
+    runs) and keeps the weights with the lowest value.  ``kl_samples`` separate draws
+    estimate the KL of the pathwise objective (``None``: the ``n_samples`` draws).
     """
 
     loss: str | Loss = "synthetic"
@@ -371,20 +390,20 @@ class GVI:
     kl_weight: float = 1.0
     n_samples: int = 5
     n_sims: int = 4
+    kl_samples: int | None = 256
     gradient: str = "pathwise"
     ad: str = "reverse"
     learning_rate: float = 1e-2
     clip_norm: float = 1.0
     epochs: int | None = None
     max_epochs: int = 1000
-    min_epochs: int = 100
+    min_epochs: int = 200
     window: int = 50
-    tolerance: float = 0.01
     patience: int | None = None
-    validate: bool = True
+    validate: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("kl_weight", "learning_rate", "clip_norm", "tolerance"):
+        for name in ("kl_weight", "learning_rate", "clip_norm"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and np.isfinite(value) and value > 0):
                 raise AgentgradError(f"GVI {name} must be a positive finite number, got {value}")
@@ -392,8 +411,10 @@ class GVI:
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):
                 raise AgentgradError(f"GVI {name} must be a positive integer, got {value}")
-        if self.epochs is not None and not (isinstance(self.epochs, int) and self.epochs >= 1):
-            raise AgentgradError(f"GVI epochs must be a positive integer, got {self.epochs}")
+        for name in ("epochs", "kl_samples"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int) and value >= 1):
+                raise AgentgradError(f"GVI {name} must be a positive integer or None, got {value}")
         if isinstance(self.family, str) and self.family not in FAMILIES:
             raise AgentgradError(f"unknown family {self.family!r}; use {', '.join(FAMILIES)}")
         get_loss(self.loss)  # unknown names raise here
@@ -454,6 +475,7 @@ class GVI:
             gradient=self.gradient,
             ad=self.ad,
             unbiased=unbiased,
+            kl_samples=self.kl_samples,
         )
         params, static = trainable(family)
         optimizer = optax.chain(
@@ -471,19 +493,28 @@ class GVI:
                 return optax.apply_updates(params, updates), opt_state, value
 
         def objective(fam, k):
-            return gvi_objective(space, names, data_term, kl_weight, n_samples, fam, k)
+            return gvi_objective(
+                space, names, data_term, kl_weight, n_samples, fam, k, self.kl_samples
+            )
 
         validate = jax.jit(lambda p: objective(eqx.combine(p, static), k_val))
         history: dict[str, Any] = {"train": [], "validation": []}
         best, best_value, since_best, n_bad = params, np.inf, 0, 0
+        average = params  # Polyak averaging of the iterates (exponential, horizon window)
+        decay = 1.0 - 1.0 / self.window
+        smooth = jax.jit(lambda a, p: jax.tree.map(lambda x, y: decay * x + (1 - decay) * y, a, p))
         start = 0
-        settings = dataclasses.asdict(self) | {"budget": budget}
+        settings = {  # how long to train may change on resume; everything else may not
+            k: v
+            for k, v in dataclasses.asdict(self).items()
+            if k not in ("epochs", "max_epochs", "min_epochs")
+        }
         fingerprint = _fingerprint(model, observed, names, key, *map(str, settings.items()))
         if resume:
             if checkpoint is None:
                 raise AgentgradError("resume=True needs checkpoint= (the checkpoint path)")
-            (params, opt_state, best), meta = _load_checkpoint(
-                checkpoint, (params, opt_state, best), fingerprint
+            (params, opt_state, best, average), meta = _load_checkpoint(
+                checkpoint, (params, opt_state, best, average), fingerprint
             )
             best_value, since_best, n_bad = meta["best_value"], meta["since_best"], meta["n_bad"]
             history = meta["history"]
@@ -493,7 +524,10 @@ class GVI:
             if checkpoint is not None:
                 meta = {"best_value": best_value, "since_best": since_best, "n_bad": n_bad}
                 _save_checkpoint(
-                    checkpoint, (params, opt_state, best), fingerprint, {**meta, "history": history}
+                    checkpoint,
+                    (params, opt_state, best, average),
+                    fingerprint,
+                    {**meta, "history": history},
                 )
 
         converged = False
@@ -505,6 +539,7 @@ class GVI:
                     val = float(validate(new_params)) if self.validate else float(value)
                     # assigned only now, so Ctrl-C never checkpoints a half-finished epoch
                     params, opt_state = new_params, new_opt_state
+                    average = smooth(average, params)
                     history["train"].append(float(value))
                     history["validation"].append(val)
                     if not np.isfinite(value) or not np.isfinite(val):
@@ -519,7 +554,7 @@ class GVI:
                     if self.patience is not None and since_best >= self.patience:
                         break
                     if adaptive and epoch + 1 >= self.min_epochs:
-                        converged = _converged(history["validation"], self.window, self.tolerance)
+                        converged = _converged(history["train"], self.window)
                         if converged:
                             break
         except KeyboardInterrupt:
@@ -528,12 +563,12 @@ class GVI:
         save()
         done = len(history["train"])
         if not adaptive:
-            converged = _converged(history["validation"], self.window, self.tolerance)
+            converged = _converged(history["train"], self.window)
         history["non_finite_epochs"] = [n_bad]
         history["converged"] = converged
         history["simulations"] = (temper is not None) * 2 * PILOT_DRAWS + done * (
             self.runs_per_epoch()
         )
         history.update(temper or {})
-        final = best if self.validate else params
+        final = best if self.validate else average
         return Posterior(eqx.combine(final, static), model, list(names), history, space)

@@ -43,6 +43,7 @@ class ModelEntry:
     build: Callable[[BuildOptions], Model]
     presets: dict[str, dict[str, float]] = field(default_factory=dict)
     model_class: type | None = None
+    default_estimator: str = "st"  # the command line's estimator when --estimator is not given
 
     @property
     def observable_units(self) -> dict[str, str]:
@@ -127,6 +128,7 @@ REGISTRY: dict[str, ModelEntry] = {
         ("agents", "grid_size", "estimator"),
         _build_sirs_grid,
         model_class=SIRSGrid,
+        default_estimator="gs:0.05",  # the paper's (ad-vs-sbi Table 1)
     ),
     "amof": ModelEntry(
         "amof",
