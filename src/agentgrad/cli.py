@@ -51,7 +51,9 @@ class Interrupted(AgentgradError):
 
 def _stderr_line(label: str, message: Any) -> None:
     """``label: message`` on one line of stderr (whitespace and newlines collapsed)."""
-    text = " ".join(str(message).split())
+    from rich.markup import escape
+
+    text = escape(" ".join(str(message).split()))  # brackets in messages are text
     Console(stderr=True).print(f"{label} {text}", highlight=False, soft_wrap=True)
 
 

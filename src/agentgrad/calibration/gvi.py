@@ -367,6 +367,38 @@ def _converged(objective: list[float], window: int) -> bool:
     return bool(before.mean() - last.mean() <= se)
 
 
+def _reference_sd(space, names, family, optimizer, epochs, n, key, decay) -> dict[str, float]:
+    """Posterior sds the same family, optimiser, epochs and iterate averaging reach with
+    no data.
+
+    Training only on ``KL(q || prior)`` (no simulation) shows how far the optimiser
+    moves the family towards the prior in that time: a parameter whose posterior sd is
+    not clearly below this reference was not informed by the data, even when the
+    family's start was narrower than the prior (see :func:`~.posterior.diagnose`).
+    """
+    params, static = trainable(family)
+    with jax.numpy_dtype_promotion("standard"):
+        state = optimizer.init(params)
+
+    def step(carry, k):
+        params, state, average = carry
+        grads = jax.grad(lambda p: kl_estimate(space, names, eqx.combine(p, static), k, n))(
+            params
+        )
+        with jax.numpy_dtype_promotion("standard"):
+            updates, state = optimizer.update(grads, state, params)
+            params = optax.apply_updates(params, updates)
+        average = jax.tree.map(lambda a, p: decay * a + (1 - decay) * p, average, params)
+        return (params, state, average), None
+
+    keys = jax.random.split(jax.random.fold_in(key, 11), max(epochs, 1))
+    scan = jax.jit(lambda c, ks: jax.lax.scan(step, c, ks))
+    (_, _, average), _ = scan((params, state, params), keys)
+    u, _ = eqx.combine(average, static).sample_and_log_prob(jax.random.fold_in(key, 12), 4000)
+    theta, _ = to_params(space, names, u)
+    return {name: float(np.std(np.asarray(theta[name]))) for name in names}
+
+
 @dataclass(frozen=True)
 class GVI:
     """Generalised variational inference by gradient (the default method).
@@ -394,7 +426,7 @@ class GVI:
     gradient: str = "pathwise"
     ad: str = "reverse"
     learning_rate: float = 1e-2
-    clip_norm: float = 1.0
+    clip_norm: float | None = None
     epochs: int | None = None
     max_epochs: int = 1000
     min_epochs: int = 200
@@ -405,6 +437,8 @@ class GVI:
     def __post_init__(self) -> None:
         for name in ("kl_weight", "learning_rate", "clip_norm"):
             value = getattr(self, name)
+            if name == "clip_norm" and value is None:
+                continue
             if not (isinstance(value, int | float) and np.isfinite(value) and value > 0):
                 raise AgentgradError(f"GVI {name} must be a positive finite number, got {value}")
         for name in ("n_samples", "n_sims", "max_epochs", "min_epochs", "window"):
@@ -479,7 +513,9 @@ class GVI:
         )
         params, static = trainable(family)
         optimizer = optax.chain(
-            optax.clip_by_global_norm(self.clip_norm),
+            # global-norm clipping couples the parameters: a noisy data gradient would
+            # slow the KL's pull on parameters the data do not inform; off by default
+            optax.clip_by_global_norm(self.clip_norm) if self.clip_norm else optax.identity(),
             optax.adamw(self.learning_rate, b1=0.9, b2=0.999),
         )
         with jax.numpy_dtype_promotion("standard"):
@@ -571,4 +607,8 @@ class GVI:
         )
         history.update(temper or {})
         final = best if self.validate else average
+        decay = decay if not self.validate else 0.0
+        history["reference_sd"] = _reference_sd(
+            space, names, family, optimizer, done, self.kl_samples or 256, k_init, decay
+        )
         return Posterior(eqx.combine(final, static), model, list(names), history, space)

@@ -1,0 +1,175 @@
+"""Calibration with default settings (issue 15): recovery, diagnostics, SBI, bad input."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+import agentgrad as ag
+from agentgrad.calibration import GVI, calibrate
+from agentgrad.calibration.losses import SyntheticLikelihood, effective_dimension
+from agentgrad.cli import app
+
+
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def _check_recovery(out, truth):
+    """90% intervals contain the truth, means within 25%, contraction > 50%."""
+    import arviz as az
+
+    idata = az.from_netcdf(out / "posterior.nc")
+    diagnostics = json.loads((out / "diagnostics.json").read_text())
+    for name, value in truth.items():
+        draws = idata.posterior[name].values.ravel()
+        lo, hi = np.percentile(draws, [5, 95])
+        assert lo <= value <= hi, (name, lo, hi)
+        assert abs(draws.mean() - value) <= 0.25 * value, (name, draws.mean())
+        assert diagnostics["contraction"][name] > 0.5, (name, diagnostics["contraction"])
+    assert {"posterior", "posterior_predictive", "observed_data"} <= set(idata.groups())
+
+
+@pytest.mark.slow
+def test_defaults_recover_sir_network(tmp_path):
+    """The issue's command without --loss/--epochs/--kl-weight (truth beta 0.3, gamma 0.08)."""
+    out = tmp_path / "cal"
+    result = _cli(
+        "calibrate",
+        "sir-network",
+        "--graph",
+        "complete",
+        "--agents",
+        2000,
+        "--steps",
+        40,
+        "--synthetic",
+        "beta=0.3,gamma=0.08",
+        "--params",
+        "beta,gamma",
+        "--out",
+        out,
+    )
+    assert result.exit_code == 0, result.output
+    assert "contraction" in result.output
+    _check_recovery(out, {"beta": 0.3, "gamma": 0.08})
+
+
+@pytest.mark.slow
+def test_defaults_recover_sirs_grid(tmp_path):
+    """Table 1 of ad-vs-sbi: 40x40 grid, 20 steps, theta* = (0.6, 0.3, 0.1)."""
+    out = tmp_path / "cal"
+    truth = {"p_infect": 0.6, "p_recover": 0.3, "p_wane": 0.1}
+    result = _cli(
+        "calibrate",
+        "sirs-grid",
+        "--synthetic",
+        "p_infect=0.6,p_recover=0.3,p_wane=0.1",
+        "--params",
+        "p_infect,p_recover,p_wane",
+        "--out",
+        out,
+    )
+    assert result.exit_code == 0, result.output
+    _check_recovery(out, truth)
+
+
+def test_uninformed_parameter_is_reported():
+    """distancing_start has no effect when distancing_factor = 1: its posterior is no
+    narrower than the family reaches with no data (< 10%) and the diagnostics say so."""
+    model = ag.models.SIRNetwork(graph=ag.graphs.complete(300))
+    fixed = {"distancing_factor": 1.0, "quarantine_compliance": 0.0}
+    params = model.param_space.complete({**fixed, "beta": 0.5, "gamma": 0.1})
+    obs = ag.simulate(model, params, jax.random.key(1), 20).observables
+    observed = {k: obs[k] for k in ("infected", "recovered")}
+    post = calibrate(
+        model,
+        observed,
+        jax.random.key(0),
+        GVI(family="gaussian", epochs=150),
+        parameters=["beta", "distancing_start"],
+        fixed=fixed,
+    )
+    contraction = post.diagnostics["contraction_vs_no_data"]
+    assert contraction["distancing_start"] < 0.1, contraction
+    assert contraction["beta"] > 0.5, contraction
+    warnings = post.diagnostics["warnings"]
+    assert any("did not inform distancing_start" in w for w in warnings), warnings
+    assert not any("inform beta" in w for w in warnings), warnings
+
+
+def test_synthetic_likelihood_is_scale_free():
+    """Rescaling the observables (fractions -> counts) shifts the loss by a constant."""
+    x = {"a": jax.random.normal(jax.random.key(0), (4, 10)) + 2.0}
+    y = {"a": jax.numpy.linspace(1.0, 3.0, 10)}
+    loss = SyntheticLikelihood()
+    c = 1000.0
+    shift = float(loss({"a": c * x["a"]}, {"a": c * y["a"]}) - loss(x, y))
+    assert shift == pytest.approx(10 * np.log(c), rel=1e-3)  # only log(2 pi s2) moves
+    assert float(SyntheticLikelihood(0.25)(x, y)) == pytest.approx(0.25 * float(loss(x, y)))
+
+
+def test_effective_dimension():
+    """Participation ratio: one shared mode -> 1; independent noise -> about the size."""
+    rng = np.random.default_rng(0)
+    shared = rng.normal(size=(200, 1)) * np.ones((1, 30))
+    assert effective_dimension(shared)[0] == pytest.approx(1.0, abs=1e-6)
+    d, n = effective_dimension(np.c_[rng.normal(size=(4000, 5)), np.zeros((4000, 2))])
+    assert n == 5 and d == pytest.approx(5.0, rel=0.05)
+
+
+def test_budget_counts_runs_and_minimum():
+    model = ag.models.SIRSGrid(size=10, n_agents=60, n_infected=6, n_recovered=3)
+    obs = ag.simulate(model, model.param_space.defaults(), jax.random.key(1), 5).observables
+    method = GVI(family="gaussian")
+    with pytest.raises(ag.AgentgradError, match=f"at least {method.minimum_budget()}"):
+        calibrate(model, obs, jax.random.key(0), method, budget=10)
+    post = calibrate(model, obs, jax.random.key(0), method, budget=32 + 20 * 7)
+    assert post.history["simulations"] == 32 + 20 * 7
+    assert len(post.history["train"]) == 7
+    with pytest.raises(ag.AgentgradError, match="method object"):
+        calibrate(model, obs, jax.random.key(0), method, loss="mse")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--method", "mcmc"], "unknown method 'mcmc'"),
+        (["--budget", "0"], "--budget must be a positive integer"),
+        (["--budget", "5"], "needs at least"),
+        (["--method", "abc", "--loss", "mse"], "--loss does not apply to --method abc"),
+        (["--method", "npe", "--alpha", "0.5"], "--alpha does not apply to --method npe"),
+        (["--particles", "10"], "--particles does not apply to --method gvi"),
+        (["--alpha", "1.5", "--method", "snvi"], "--alpha must be in (0, 1)"),
+        (["--kl-weight", "inf"], "finite"),
+        (["--learning-rate", "nan"], "finite"),
+        (["--loss", "l1"], "unknown loss"),
+    ],
+)
+def test_calibrate_method_errors(tmp_path, args, message):
+    out = tmp_path / "c"
+    result = _cli("calibrate", "sirs-grid", "--synthetic", "p_infect=0.6", *args, "--out", out)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_missing_sbi_extra_gives_an_install_hint(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sbi", None)  # import sbi -> ImportError
+    result = _cli(
+        "calibrate",
+        "sirs-grid",
+        "--synthetic",
+        "p_infect=0.6",
+        "--method",
+        "npe",
+        "--out",
+        tmp_path / "c",
+    )
+    assert result.exit_code == 2
+    assert 'pip install "agentgrad[sbi]"' in result.output
