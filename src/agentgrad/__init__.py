@@ -1,6 +1,8 @@
 """agentgrad: differentiable agent-based models in JAX."""
 
 from agentgrad import gradients, models, sensitivity, soft, stochad
+from agentgrad.calibration import GVI, calibrate
+from agentgrad.calibration.sbi import ABC, NLE, NPE, NRE, SNLE, SNPE, SNVI
 from agentgrad.engine import GradientValidityWarning, Model, Trajectory, ensemble, simulate
 from agentgrad.errors import AgentgradError, GraphError, ParameterError
 from agentgrad.estimators import Estimator, GumbelSoftmax, NoGradient, StraightThrough
@@ -12,6 +14,14 @@ from agentgrad.stochad import SmoothedStochasticDerivative, StochasticDerivative
 __version__ = "0.1.0"
 
 __all__ = [
+    "ABC",
+    "GVI",
+    "NLE",
+    "NPE",
+    "NRE",
+    "SNLE",
+    "SNPE",
+    "SNVI",
     "AgentgradError",
     "Beta",
     "Estimator",
@@ -35,6 +45,7 @@ __all__ = [
     "Uniform",
     "bernoulli",
     "binomial",
+    "calibrate",
     "categorical",
     "ensemble",
     "geometric",

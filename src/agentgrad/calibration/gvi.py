@@ -382,9 +382,7 @@ def _reference_sd(space, names, family, optimizer, epochs, n, key, decay) -> dic
 
     def step(carry, k):
         params, state, average = carry
-        grads = jax.grad(lambda p: kl_estimate(space, names, eqx.combine(p, static), k, n))(
-            params
-        )
+        grads = jax.grad(lambda p: kl_estimate(space, names, eqx.combine(p, static), k, n))(params)
         with jax.numpy_dtype_promotion("standard"):
             updates, state = optimizer.update(grads, state, params)
             params = optax.apply_updates(params, updates)
