@@ -71,6 +71,9 @@ def test_gvi_posterior_covers_the_truth():
         n_sims=4,
         epochs=150,
         learning_rate=2e-2,
+        clip_norm=1.0,  # the settings before issue 15's defaults
+        validate=True,
+        kl_samples=None,
     )
     s = post.sample(jax.random.key(1), 2000)
     for name, value in true.items():
