@@ -193,17 +193,17 @@ def _small_grid_problem():
     ],
 )
 def test_sbi_methods_run_end_to_end(method, tmp_path):
-    """Tiny budget, small grid: the method runs, spends exactly its budget, returns the
+    """Tiny budget (80 runs), small grid: the method runs, spends exactly its budget, returns the
     common posterior (samples, log_prob, InferenceData, diagnostics, save/load)."""
     pytest.importorskip("sbi")
     from agentgrad.calibration import sbi
 
     model, observed = _small_grid_problem()
-    settings = {"vi_iterations": 100} if method == "SNVI" else {}
+    settings = {"vi_iterations": 50} if method == "SNVI" else {}
     post = calibrate(
-        model, observed, jax.random.key(0), getattr(sbi, method)(**settings), budget=120
+        model, observed, jax.random.key(0), getattr(sbi, method)(**settings), budget=80
     )
-    assert post.history["simulations"] == 120
+    assert post.history["simulations"] == 80
     assert post.history["summary"]["observables"] == ["infected", "recovered"]  # S dropped
     draws = post.sample(jax.random.key(1), 200)
     for name in TRUTH:
