@@ -117,7 +117,8 @@ def effective_dimension(noise: np.ndarray) -> tuple[float, int]:
     if not keep.any():
         return 1.0, 0
     z = noise[:, keep] / rms[keep]
-    gram = z @ z.T / z.shape[0]  # same non-zero spectrum as C = z^T z / m
+    m = z.shape[0]
+    gram = z @ z.T / m if m < z.shape[1] else z.T @ z / m  # C's non-zero spectrum
     eig = np.linalg.eigvalsh(gram)
     return float(eig.sum() ** 2 / max(np.sum(eig**2), 1e-300)), int(keep.sum())
 
