@@ -812,6 +812,7 @@ def sensitivity_command(
 
 
 GVI_OPTIONS = ("loss", "gradient", "ad", "family", "kl_weight", "epochs", "samples", "sims")
+GVI_OPTIONS += ("learning_rate",)
 SBI_OPTIONS = {"rounds": ("npe", "nle", "nre", "snpe", "snle", "snvi"), "alpha": ("snvi",)}
 SBI_OPTIONS["particles"] = ("abc",)
 
@@ -827,14 +828,12 @@ def _method_from_options(method: str, given: dict[str, Any]):
             fail(f"--{foreign[0]} does not apply to --method gvi")
         names = {"samples": "n_samples", "sims": "n_sims"}
         settings = {names.get(k, k): given[k] for k in GVI_OPTIONS if given.get(k) is not None}
-        if "learning_rate" in given and given["learning_rate"] is not None:
-            settings["learning_rate"] = given["learning_rate"]
         return GVI(**settings)
     from agentgrad.calibration.sbi import METHODS, require_sbi
 
     if method not in METHODS:
         fail(f"unknown method {method!r}; use gvi, {', '.join(METHODS)}")
-    foreign = [k for k in (*GVI_OPTIONS, "learning_rate") if given.get(k) is not None]
+    foreign = [k for k in GVI_OPTIONS if given.get(k) is not None]
     foreign += [
         k for k, owners in SBI_OPTIONS.items() if given.get(k) is not None and method not in owners
     ]
@@ -939,9 +938,8 @@ def calibrate_command(
     ):
         if value is not None and value < 1:
             fail(f"--{option} must be a positive integer, got {value}")
-    for option, value in (("kl-weight", kl_weight), ("learning-rate", learning_rate)):
-        if value is not None:
-            _check_positive_finite(**{option.replace("-", "_"): value})
+    hyper = {"kl_weight": kl_weight, "learning_rate": learning_rate}
+    _check_positive_finite(**{k: v for k, v in hyper.items() if v is not None})
     if alpha is not None and not (math.isfinite(alpha) and 0 < alpha < 1):
         fail(f"--alpha must be in (0, 1), got {alpha}")
     given = dict(locals())

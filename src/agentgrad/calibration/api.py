@@ -74,8 +74,7 @@ def calibrate(
     options = {}
     if isinstance(method, GVI):  # the gradient-free methods do not use the estimators
         warn_if_unvalidated(model, problem.n_steps)
-        options = {"checkpoint": checkpoint, "checkpoint_every": checkpoint_every}
-        options["resume"] = resume
+        options = {"checkpoint": checkpoint, "checkpoint_every": checkpoint_every, "resume": resume}
     elif checkpoint is not None or resume:
         raise AgentgradError(f"checkpoint/resume apply to GVI only, not {type(method).__name__}")
     k_fit, k_diag = jax.random.split(key)

@@ -52,12 +52,16 @@ from agentgrad.params import ParamSpace
 from agentgrad.stochad import StochasticDerivative, derivative_estimate
 
 
-def kl_estimate(space, names, family, key, n):
-    """``KL(q || prior) ~ mean_i [log q(theta_i) - log prior(theta_i)]`` over ``n`` draws."""
-    u, log_q = family.sample_and_log_prob(key, n)
+def _log_ratio(space, names, u, log_q_u):
+    """Parameters ``theta = T(u)`` and ``log q(theta) - log prior(theta)`` per draw."""
     theta, log_det = to_params(space, names, u)
     log_prior = sum(space[n].prior.log_prob(theta[n]) for n in names)
-    return jnp.mean(log_q - log_det - log_prior)
+    return theta, log_q_u - log_det - log_prior
+
+
+def kl_estimate(space, names, family, key, n):
+    """``KL(q || prior) ~ mean_i [log q(theta_i) - log prior(theta_i)]`` over ``n`` draws."""
+    return jnp.mean(_log_ratio(space, names, *family.sample_and_log_prob(key, n))[1])
 
 
 def gvi_objective(space, names, data_term, kl_weight, n_samples, family, key, kl_samples=None):
@@ -68,11 +72,9 @@ def gvi_objective(space, names, data_term, kl_weight, n_samples, family, key, kl
     the data do not inform then stay at their prior instead of drifting).
     """
     k_q, k_sim, k_kl = jax.random.split(key, 3)
-    u, log_q = family.sample_and_log_prob(k_q, n_samples)
-    theta, log_det = to_params(space, names, u)
+    theta, ratio = _log_ratio(space, names, *family.sample_and_log_prob(k_q, n_samples))
     if kl_samples is None:
-        log_prior = sum(space[n].prior.log_prob(theta[n]) for n in names)
-        kl = jnp.mean(log_q - log_det - log_prior)
+        kl = jnp.mean(ratio)
     else:
         kl = kl_estimate(space, names, family, k_kl, kl_samples)
     keys = jax.random.split(k_sim, n_samples)
@@ -162,10 +164,9 @@ def make_value_and_grad(
         u, _ = fam.sample_and_log_prob(k_q, n_samples)
         u = jax.lax.stop_gradient(u)
         log_q_u = fam.log_prob(u)  # differentiable in the family parameters
-        theta, log_det = to_params(space, names, u)
-        log_prior = sum(space[n].prior.log_prob(theta[n]) for n in names)
+        theta, ratio = _log_ratio(space, names, u, log_q_u)
         data = jax.vmap(data_term)(theta, jax.random.split(k_sim, n_samples))
-        f = jax.lax.stop_gradient(data + kl_weight * (log_q_u - log_det - log_prior))
+        f = jax.lax.stop_gradient(data + kl_weight * ratio)
         value = jnp.mean(f)
         n = n_samples
         if gradient == "score":
@@ -600,13 +601,17 @@ class GVI:
             converged = _converged(history["train"], self.window)
         history["non_finite_epochs"] = [n_bad]
         history["converged"] = converged
-        history["simulations"] = (temper is not None) * 2 * PILOT_DRAWS + done * (
-            self.runs_per_epoch()
-        )
+        history["simulations"] = problem.runs + done * self.runs_per_epoch()  # pilot + epochs
         history.update(temper or {})
         final = best if self.validate else average
-        decay = decay if not self.validate else 0.0
-        history["reference_sd"] = _reference_sd(
-            space, names, family, optimizer, done, self.kl_samples or 256, k_init, decay
+        history["reference_sd"] = _reference_sd(  # averaged like the weights returned
+            space,
+            names,
+            family,
+            optimizer,
+            done,
+            self.kl_samples or 256,
+            k_init,
+            0.0 if self.validate else decay,
         )
         return Posterior(eqx.combine(final, static), model, list(names), history, space)

@@ -81,11 +81,9 @@ class CalibratedPosterior:
 
 def prior_sd(space: ParamSpace, names: list[str], key: jax.Array, n: int = 20_000):
     """Prior standard deviation of each name, by sampling."""
-    keys = jax.random.split(key, len(names))
-    return {
-        name: float(np.std(np.asarray(space[name].prior.sample(k, (n,)))))
-        for name, k in zip(names, keys, strict=True)
-    }
+    from agentgrad.calibration.problem import sample_priors
+
+    return {k: float(np.std(np.asarray(v))) for k, v in sample_priors(space, names, key, n).items()}
 
 
 def diagnose(posterior: CalibratedPosterior, key: jax.Array, n: int = 4000) -> dict[str, Any]:

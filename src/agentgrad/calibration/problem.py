@@ -23,6 +23,12 @@ from agentgrad.errors import AgentgradError
 from agentgrad.params import Params, ParamSpace
 
 
+def sample_priors(space: ParamSpace, names: Sequence[str], key: jax.Array, n: int):
+    """``n`` independent draws from the priors of ``names`` (name -> array (n,))."""
+    keys = jax.random.split(key, len(names))
+    return {name: space[name].prior.sample(k, (n,)) for name, k in zip(names, keys, strict=True)}
+
+
 @dataclass
 class Problem:
     """A calibration task; ``runs`` counts the simulator runs spent on it so far."""
@@ -41,11 +47,7 @@ class Problem:
 
     def sample_prior(self, key: jax.Array, n: int) -> dict[str, jax.Array]:
         """``n`` independent draws from the calibrated parameters' priors."""
-        keys = jax.random.split(key, len(self.names))
-        return {
-            name: self.space[name].prior.sample(k, (n,))
-            for name, k in zip(self.names, keys, strict=True)
-        }
+        return sample_priors(self.space, self.names, key, n)
 
     def simulate(
         self,

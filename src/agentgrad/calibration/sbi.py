@@ -24,8 +24,8 @@ the later-listed is dropped), so that a likelihood of the summary is not degener
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import io
+import itertools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -323,7 +323,7 @@ class ABC(_SBIMethod):
         summary.choose(pilot)
         scale = summary.flatten(pilot).std(0)
         scale = np.where(scale > 0, scale, 1.0)
-        calls = iter(range(1, 10**9))
+        calls = itertools.count(1)
 
         def simulator(theta):
             k = jax.random.fold_in(key, next(calls))
@@ -425,7 +425,3 @@ class SBIPosterior(CalibratedPosterior):
 
 
 METHODS = {"npe": NPE, "nle": NLE, "nre": NRE, "snpe": SNPE, "snle": SNLE, "snvi": SNVI, "abc": ABC}
-
-
-def method_fields(cls) -> set[str]:
-    return {f.name for f in dataclasses.fields(cls)}
