@@ -387,3 +387,31 @@ def test_seirm_population_directory(tmp_path):
     assert res.exit_code == 2 and "ages.csv:2" in res.output
     res = invoke("run", "schelling", "--population", str(tmp_path / "pop"))
     assert res.exit_code == 2 and "does not apply" in res.output
+
+
+def test_gradcheck_sirs_grid_reports_the_relaxed_check(tmp_path):
+    """gradcheck on sirs-grid uses the model's gs:0.05 and adds the relaxed-FD table."""
+    out = tmp_path / "gc"
+    result = runner.invoke(
+        app,
+        [
+            "gradcheck",
+            "sirs-grid",
+            "--grid-size",
+            "12",
+            "--agents",
+            "100",
+            "--steps",
+            "8",
+            "--runs",
+            "4",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "relaxed simulator" in result.output
+    relaxed = pd.read_csv(out / "gradcheck_relaxed.csv")
+    assert set(relaxed["estimator"]) == {"gs:0.05"}
+    assert relaxed.groupby("parameter")["rel_error"].min().max() <= 1e-4
+    assert (out / "gradcheck.csv").exists()

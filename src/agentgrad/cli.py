@@ -580,6 +580,8 @@ def run_command(
 
 # --------------------------------------------------------------------------- gradcheck
 
+RELAXED_TOLERANCE = 1e-4  # AD vs FD of the relaxed simulator (ad-vs-sbi digest D.1 item 2)
+
 
 @app.command("gradcheck")
 @model_command(estimator_help=None)
@@ -589,7 +591,7 @@ def gradcheck_command(
         str | None,
         typer.Option(
             help="comma-separated estimators, e.g. st,gs:0.1,sad; 'model' = the model as "
-            "built (default: st, or model for models without random draws)"
+            "built (default: the model's estimator, or model for models without random draws)"
         ),
     ] = None,
     runs: Annotated[int, typer.Option(help="number of independent runs")] = 32,
@@ -603,13 +605,34 @@ def gradcheck_command(
         str | None,
         typer.Option(help="estimators that must agree with FD (|z| <= 4); else exit 1"),
     ] = None,
+    relaxed: Annotated[
+        bool | None,
+        typer.Option(
+            "--relaxed/--no-relaxed",
+            help="also check AD of the relaxed (soft Gumbel-softmax) simulator against its "
+            "finite differences at fixed noise in float64 (default: on for gs estimators)",
+        ),
+    ] = None,
     out: Annotated[str, typer.Option(help="output directory")] = "out-gradcheck",
 ) -> None:
-    """Compare AD gradient estimators with finite differences (common random numbers)."""
-    import jax
+    """Compare AD gradient estimators with finite differences (common random numbers).
 
-    from agentgrad.estimators import parse_estimator
-    from agentgrad.gradients import check_observable, compare_estimators, select_parameters
+    Two questions, two tables: is an estimator's mean gradient the derivative of the
+    discrete ABM's mean (FD of the ABM), and, for Gumbel-softmax estimators, is AD of the
+    relaxed simulator exact (FD of that simulator at fixed noise, float64).
+    """
+    import jax
+    from pandas import concat as _concat
+
+    from agentgrad.estimators import GumbelSoftmax, parse_estimator
+    from agentgrad.gradients import (
+        check_float64,
+        check_observable,
+        compare_estimators,
+        relaxed_gradcheck,
+        select_parameters,
+        with_estimator,
+    )
     from agentgrad.plotting import plot_gradcheck
     from agentgrad.plugins import resolve_model
 
@@ -627,8 +650,9 @@ def gradcheck_command(
     entry = resolve_model(opts.model)
     has_draws = "estimator" in entry.options
     if labels is None:
-        labels = ["st" if has_draws else "model"]
-        parsed = {labels[0]: parse_estimator("st") if has_draws else None}
+        label = getattr(entry, "default_estimator", "st") if has_draws else "model"
+        labels = [label]
+        parsed = {label: parse_estimator(label) if has_draws else None}
     elif not has_draws and any(lab != "model" for lab in labels):
         fail(f"--estimators does not apply to {opts.model}: it has no random draws (use model)")
     expected = _split_list(expect_unbiased) or []
@@ -636,10 +660,21 @@ def gradcheck_command(
     if unknown:
         fail(f"--expect-unbiased {unknown[0]!r} is not among --estimators {','.join(labels)}")
     first = next((lab for lab in labels if lab != "model"), None)
+    relaxed_labels = [lab for lab, est in parsed.items() if isinstance(est, GumbelSoftmax)]
+    if relaxed and not relaxed_labels:
+        fail("--relaxed needs a Gumbel-softmax estimator among --estimators, e.g. gs:0.05")
+    if relaxed is None:  # by default only where the model's own estimator is Gumbel-softmax
+        relaxed = getattr(entry, "default_estimator", "st").startswith("gs")
+    if not relaxed:
+        relaxed_labels = []
+    if relaxed_labels:
+        files.append("gradcheck_relaxed.csv")
     out = prepare_output_dir(out, files)
     setup = _setup(replace(opts, estimator=first if has_draws else None))
     observable = observable or _observables_of(setup.model)[0]
     check_observable(setup.model, observable)
+    if relaxed_labels:
+        check_float64(setup.model)
     names = select_parameters(setup.model.param_space, _split_list(params))
     _require(
         setup,
@@ -663,6 +698,19 @@ def gradcheck_command(
                 fd_runs=fd_runs,
                 rel_step=rel_step,
             )
+        relaxed_tables = []
+        for lab in relaxed_labels:
+            with console.status(f"checking AD of the relaxed simulator ({lab}) in float64..."):
+                table = relaxed_gradcheck(
+                    with_estimator(setup.model, parsed[lab]),
+                    setup.params,
+                    jax.random.key(opts.seed),
+                    setup.n_steps,
+                    min(runs, 4),
+                    observable,
+                    parameters=names,
+                )
+            relaxed_tables.append(table.assign(estimator=lab))
     meta = _provenance(
         setup,
         "gradcheck",
@@ -680,6 +728,11 @@ def gradcheck_command(
                 result.table, p, title=f"{opts.model}: d E({observable}_t) / dθ"
             ),
             "provenance.json": _json_writer(meta),
+            **(
+                {"gradcheck_relaxed.csv": lambda p: _concat(relaxed_tables).to_csv(p, index=False)}
+                if relaxed_tables
+                else {}
+            ),
         },
         "gradcheck",
     )
@@ -691,6 +744,36 @@ def gradcheck_command(
     for row in result.summary.itertuples():
         table.add_row(row.estimator, row.parameter, f"{row.rel_error:.3g}", f"{row.max_abs_z:.2f}")
     console.print(table)
+    relaxed_failed = []
+    if relaxed_tables:
+        table = Table(
+            title="AD of the relaxed simulator vs its central differences "
+            f"(fixed noise, float64, {min(runs, 4)} runs)",
+            title_justify="left",
+        )
+        for col in ("estimator", "parameter", "best step h", "relative error", "exact"):
+            table.add_column(col)
+        for rows in relaxed_tables:
+            for (lab, name), group in rows.groupby(["estimator", "parameter"], sort=False):
+                best = group.loc[group.rel_error.idxmin()]
+                ok = best.rel_error <= RELAXED_TOLERANCE
+                if not ok:
+                    relaxed_failed.append(f"{lab} ({name})")
+                table.add_row(
+                    lab, name, f"{best.fd_step:.0e}", f"{best.rel_error:.2g}", "yes" if ok else "NO"
+                )
+        console.print(table)
+        console.print(
+            "The first table compares with the discrete ABM (an estimator's bias); the "
+            "second checks that AD differentiates the relaxed simulator exactly."
+        )
+    if relaxed_failed:
+        console.print(
+            f"not exact for {', '.join(relaxed_failed)}: the relaxed simulator is not smooth "
+            "in these parameters (hard gates, argmax or integer draws left in the model) or "
+            "its derivative is wrong",
+            highlight=False,
+        )
     console.print(f"wrote {out / 'gradcheck.csv'} and {out / 'gradcheck.png'}")
     biased = result.biased(expected)
     if biased:

@@ -16,6 +16,13 @@ step ``t`` (`automatic-differentiation-of-abms` §5, eq. 55):
 * :func:`compare_estimators` — both, per estimator, with a summary: relative L2 error
   over steps and the largest bias z-score
   ``|ad_mean - fd_mean| / sqrt(ad_se^2 + fd_se^2)``.
+* :func:`relaxed_gradcheck` — the check `ad-vs-sbi-for-abms` §1 describes for a
+  Gumbel-softmax ABM: AD of the *relaxed* simulator (soft samples, fixed noise) against
+  its own central differences ``(f_r(θ+h) - f_r(θ-h)) / 2h`` per run ``r``, in float64.
+  It validates the derivative code exactly (the relaxed map is smooth), whereas
+  :func:`compare_estimators` measures the estimator's bias against the discrete ABM:
+  the two answer different questions and a Gumbel-softmax estimator can pass the first
+  and be biased in the second.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ import pandas as pd
 
 from agentgrad.engine import Model, ensemble, map_key_batches, simulate
 from agentgrad.errors import AgentgradError, ParameterError
-from agentgrad.estimators import Estimator
+from agentgrad.estimators import Estimator, GumbelSoftmax
 from agentgrad.params import ParamSpace
 from agentgrad.stochad import StochasticDerivative, derivative_estimate
 
@@ -352,3 +359,79 @@ def compare_estimators(
                 )
             )
     return GradcheckResult(pd.concat(rows, ignore_index=True), pd.DataFrame(summary))
+
+
+def check_float64(model: Model) -> None:
+    """Raise a one-line error unless ``model`` runs in float64 under ``jax.enable_x64()``
+    (shape evaluation of two steps only; models that fix float32 in their state fail)."""
+    with jax.enable_x64(True):
+        try:
+            jax.eval_shape(lambda: simulate(model, None, jax.random.key(0), 2).observables)
+        except TypeError as err:
+            raise AgentgradError(
+                f"{type(model).__name__} does not run in float64 (its state or draws fix "
+                f"float32), so its relaxed check cannot be taken: {str(err).splitlines()[0]}"
+            ) from None
+
+
+RELAXED_FD_STEPS = (1e-4, 1e-5, 1e-6, 1e-7, 1e-8)
+
+
+def relaxed_gradcheck(
+    model: Model,
+    params: Mapping[str, Any] | None,
+    key: jax.Array,
+    n_steps: int,
+    n_runs: int,
+    observable: str,
+    *,
+    parameters: Sequence[str] | None = None,
+    fd_steps: Sequence[float] = RELAXED_FD_STEPS,
+) -> pd.DataFrame:
+    """AD of the relaxed simulator against its finite differences at fixed noise (float64).
+
+    ``model`` must draw with :class:`GumbelSoftmax`; its soft version (``hard=False``,
+    same temperature) is the relaxed simulator ``f_r(θ)`` (run ``r`` = key ``r``).  For
+    each parameter and step ``h`` the pathwise relative error
+    ``||FD_h - AD||_F / ||AD||_F`` over runs and time steps is reported, with central
+    differences (one-sided where ``θ ± h`` leaves the bounds).  Everything runs inside
+    ``jax.enable_x64()``.  Columns: ``parameter, fd_step, rel_error``.
+    """
+    _check_runs(n_runs)
+    estimator = getattr(model, "estimator", None)
+    if not isinstance(estimator, GumbelSoftmax):
+        raise AgentgradError(
+            "the relaxed check needs a model drawing with Gumbel-softmax (estimator gs:TAU): "
+            f"its relaxation is the simulator being differentiated; got {estimator!r}"
+        )
+    check_observable(model, observable)
+    check_float64(model)
+    soft = with_estimator(model, GumbelSoftmax(estimator.temperature, hard=False))
+    space = model.param_space
+    names = select_parameters(space, parameters)
+    with jax.enable_x64(True):
+        base = space.complete(params)
+        theta0 = jnp.stack([base[n] for n in names])
+        keys = jax.random.split(key, n_runs)
+
+        def series(theta: jax.Array, k: jax.Array) -> jax.Array:
+            p = {**base, **{n: theta[i] for i, n in enumerate(names)}}
+            return simulate(soft, p, k, n_steps).observables[observable]
+
+        runs = jax.jit(jax.vmap(series, in_axes=(None, 0)))
+        jac = np.asarray(jax.jit(jax.vmap(jax.jacfwd(series), in_axes=(None, 0)))(theta0, keys))
+        rows = []
+        for i, name in enumerate(names):
+            p, value = space[name], float(theta0[i])
+            norm = np.linalg.norm(jac[..., i])
+            for h in fd_steps:
+                up = value + h <= p.upper
+                down = value - h >= p.lower
+                e = jnp.zeros(len(names)).at[i].set(h)
+                hi = runs(theta0 + e, keys) if up else runs(theta0, keys)
+                lo = runs(theta0 - e, keys) if down else runs(theta0, keys)
+                fd = np.asarray(hi - lo) / (h * (int(up) + int(down)))
+                err = np.linalg.norm(fd - jac[..., i])
+                rel = err / norm if norm > 0 else (0.0 if err == 0 else np.inf)
+                rows.append({"parameter": name, "fd_step": h, "rel_error": float(rel)})
+    return pd.DataFrame(rows)

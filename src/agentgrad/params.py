@@ -29,6 +29,13 @@ from jax.scipy import stats
 
 from agentgrad.errors import ParameterError
 
+
+def real_dtype() -> jnp.dtype:
+    """JAX's default float: float32, or float64 inside ``jax.enable_x64()`` (the float64
+    finite-difference check of relaxed simulators runs there)."""
+    return jnp.dtype(jnp.result_type(float))
+
+
 Params = dict[str, jax.Array]
 
 
@@ -241,8 +248,8 @@ class ParamSpace:
         return len(self.params)
 
     def defaults(self) -> Params:
-        """Default values as float32 scalars, in declaration order."""
-        return {n: jnp.asarray(p.default, jnp.float32) for n, p in self.params.items()}
+        """Default values as float scalars (:func:`real_dtype`), in declaration order."""
+        return {n: jnp.asarray(p.default, real_dtype()) for n, p in self.params.items()}
 
     def _check_names(self, names: Iterable[str]) -> None:
         unknown = [n for n in names if n not in self.params]
@@ -252,7 +259,7 @@ class ParamSpace:
             )
 
     def complete(self, params: Mapping[str, object] | None) -> Params:
-        """Check names, fill missing ones with defaults, cast to float32, check bounds.
+        """Check names, fill missing ones with defaults, cast to :func:`real_dtype`, check bounds.
 
         Bounds are checked only for concrete values (not under ``jit``/``grad`` tracing).
         """
@@ -260,7 +267,7 @@ class ParamSpace:
         self._check_names(params)
         out = self.defaults()
         for name, value in params.items():
-            value = jnp.asarray(value, jnp.float32)
+            value = jnp.asarray(value, real_dtype())
             if not isinstance(value, jax.core.Tracer):
                 self._check_bounds(name, np.asarray(value))
             out[name] = value

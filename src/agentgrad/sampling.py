@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from agentgrad.estimators import Estimator, StraightThrough
+from agentgrad.params import real_dtype as _real
 
 _DEFAULT = StraightThrough()
 
@@ -45,15 +46,15 @@ def bernoulli(
     estimator: Estimator = _DEFAULT,
     shape: tuple[int, ...] | None = None,
 ) -> jax.Array:
-    """Draw ``x ~ Bernoulli(p)`` as float32 0/1 with the estimator's tangent.
+    """Draw ``x ~ Bernoulli(p)`` as 0/1 floats with the estimator's tangent.
 
     ``p`` is clipped to ``[0, 1]``; ``shape`` defaults to ``p``'s shape.
     """
-    p = _clip(jnp.asarray(p, jnp.float32), 0.0, 1.0)
+    p = _clip(jnp.asarray(p, _real()), 0.0, 1.0)
     shape = _shape(shape, p)
     p = jnp.broadcast_to(p, shape)
-    u = jax.random.uniform(key, shape, jnp.float32)
-    hard = (u < p).astype(jnp.float32)
+    u = jax.random.uniform(key, shape, _real())
+    hard = (u < p).astype(_real())
     return estimator.bernoulli(hard, p, u)
 
 
@@ -67,7 +68,7 @@ def categorical(
 ) -> jax.Array:
     """Draw a one-hot sample over the last axis of ``probs`` (or ``logits``).
 
-    Returns float32 of shape ``shape + (K,)`` (``shape`` defaults to the batch shape).
+    Returns floats of shape ``shape + (K,)`` (``shape`` defaults to the batch shape).
     Probabilities need not be normalised.  The draw is by inversion,
     ``x = min{k : u < F_k}`` with ``F`` the cumulative probabilities (the coupling the
     stochastic-derivative rules assume); Gumbel noise ``g`` for estimators that need it
@@ -77,10 +78,10 @@ def categorical(
     if (probs is None) == (logits is None):
         raise ValueError("categorical: give exactly one of probs or logits")
     if logits is None:
-        probs = jnp.asarray(probs, jnp.float32)
+        probs = jnp.asarray(probs, _real())
         logp = jnp.where(probs > 0, jnp.log(jnp.clip(probs, 1e-30, None)), -jnp.inf)
     else:
-        logp = jnp.asarray(logits, jnp.float32)
+        logp = jnp.asarray(logits, _real())
     logp = logp - jax.scipy.special.logsumexp(logp, axis=-1, keepdims=True)
     batch = _shape(shape, logp[..., 0])
     logp = jnp.broadcast_to(logp, batch + logp.shape[-1:])
@@ -88,12 +89,12 @@ def categorical(
     k_inv, k_gumbel = jax.random.split(key)
     p = jax.lax.stop_gradient(jnp.exp(logp))
     cdf = jnp.cumsum(p, axis=-1)
-    u = jax.random.uniform(k_inv, batch + (1,), jnp.float32) * cdf[..., -1:]
+    u = jax.random.uniform(k_inv, batch + (1,), _real()) * cdf[..., -1:]
     index = jnp.minimum(jnp.sum(cdf[..., :-1] <= u, axis=-1), n_cat - 1)
-    hard = jax.nn.one_hot(index, n_cat, dtype=jnp.float32)
+    hard = jax.nn.one_hot(index, n_cat, dtype=_real())
     # conditional Gumbel scores z (argmax z = index): z_x = -log(-log v_x),
     # z_k = -log(-log(v_k) / p_k - log v_x) for k != x
-    v = jax.random.uniform(k_gumbel, logp.shape, jnp.float32, minval=1e-20, maxval=1.0)
+    v = jax.random.uniform(k_gumbel, logp.shape, _real(), minval=1e-20, maxval=1.0)
     log_vx = jnp.sum(hard * jnp.log(v), axis=-1, keepdims=True)
     safe_p = jnp.where(p > 0, p, 1.0)
     z_other = -jnp.log(-jnp.log(v) / safe_p - log_vx)
@@ -110,13 +111,13 @@ def binomial(
     estimator: Estimator = _DEFAULT,
     shape: tuple[int, ...] | None = None,
 ) -> jax.Array:
-    """Draw ``x ~ Binomial(n, p)`` as float32 with the estimator's tangent."""
-    n = jnp.asarray(n, jnp.float32)
-    p = _clip(jnp.asarray(p, jnp.float32), 0.0, 1.0)
+    """Draw ``x ~ Binomial(n, p)`` as floats with the estimator's tangent."""
+    n = jnp.asarray(n, _real())
+    p = _clip(jnp.asarray(p, _real()), 0.0, 1.0)
     shape = _shape(shape, n, p)
     n, p = jnp.broadcast_to(n, shape), jnp.broadcast_to(p, shape)
     hard = jax.random.binomial(key, jax.lax.stop_gradient(n), jax.lax.stop_gradient(p), shape)
-    return estimator.binomial(hard.astype(jnp.float32), n, p)
+    return estimator.binomial(hard.astype(_real()), n, p)
 
 
 def poisson(
@@ -125,12 +126,12 @@ def poisson(
     estimator: Estimator = _DEFAULT,
     shape: tuple[int, ...] | None = None,
 ) -> jax.Array:
-    """Draw ``x ~ Poisson(lam)`` as float32 with the estimator's tangent (``lam >= 0``)."""
-    lam = _clip(jnp.asarray(lam, jnp.float32), 0.0)
+    """Draw ``x ~ Poisson(lam)`` as floats with the estimator's tangent (``lam >= 0``)."""
+    lam = _clip(jnp.asarray(lam, _real()), 0.0)
     shape = _shape(shape, lam)
     lam = jnp.broadcast_to(lam, shape)
     hard = jax.random.poisson(key, jax.lax.stop_gradient(lam), shape)
-    return estimator.poisson(hard.astype(jnp.float32), lam)
+    return estimator.poisson(hard.astype(_real()), lam)
 
 
 def geometric(
@@ -143,12 +144,12 @@ def geometric(
 
     By inversion, ``x = floor(log u / log(1 - p))`` (non-increasing in ``p`` for fixed
     ``u``, the coupling of the stochastic-derivative rule); ``p`` is clipped to
-    ``[1e-6, 1]``.  Returns float32 with the estimator's tangent (``E[x] = (1 - p) / p``).
+    ``[1e-6, 1]``.  Returns floats with the estimator's tangent (``E[x] = (1 - p) / p``).
     """
-    p = _clip(jnp.asarray(p, jnp.float32), 1e-6, 1.0)
+    p = _clip(jnp.asarray(p, _real()), 1e-6, 1.0)
     shape = _shape(shape, p)
     p = jnp.broadcast_to(p, shape)
-    u = jax.random.uniform(key, shape, jnp.float32, minval=jnp.finfo(jnp.float32).tiny)
+    u = jax.random.uniform(key, shape, _real(), minval=jnp.finfo(_real()).tiny)
     ps = jax.lax.stop_gradient(p)
     hard = jnp.where(ps >= 1.0, 0.0, jnp.floor(jnp.log(u) / jnp.log1p(-jnp.minimum(ps, 1 - 1e-7))))
-    return estimator.geometric(hard.astype(jnp.float32), p)
+    return estimator.geometric(hard.astype(_real()), p)

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 from agentgrad.engine import Model
 from agentgrad.estimators import Estimator, StraightThrough
 from agentgrad.models._checks import require_int
-from agentgrad.params import Param, Params, ParamSpace
+from agentgrad.params import Param, Params, ParamSpace, real_dtype
 from agentgrad.sampling import categorical
 from agentgrad.spaces.grid import Grid
 
@@ -85,7 +85,7 @@ def draw_parents(key: jax.Array, kind: jax.Array, active: jax.Array) -> jax.Arra
     n_active = jnp.stack([jnp.sum(active & (kind == k)) for k in (0, 1)]).astype(jnp.int32)
     start = jnp.stack([jnp.int32(0), jnp.sum(kind == 0).astype(jnp.int32)])
     u = jax.random.uniform(key, (N,))
-    pick = start[kind] + jnp.floor(u * n_active[kind].astype(jnp.float32)).astype(jnp.int32)
+    pick = start[kind] + jnp.floor(u * n_active[kind].astype(real_dtype())).astype(jnp.int32)
     return jnp.where(n_active[kind] > 0, order[jnp.clip(pick, 0, N - 1)], -1).astype(jnp.int32)
 
 
@@ -146,7 +146,7 @@ class PredatorPrey(Model):
         kind = jax.random.bernoulli(k_kind, 0.5, (N,)).astype(jnp.int32)
         alive = jax.random.bernoulli(k_phase, 0.5, (N,))
         parent = jnp.where(alive, -1, draw_parents(k_parent, kind, alive))
-        phase = jax.nn.one_hot(jnp.where(alive, ALIVE, UNBORN), 4, axis=0, dtype=jnp.float32)
+        phase = jax.nn.one_hot(jnp.where(alive, ALIVE, UNBORN), 4, axis=0, dtype=real_dtype())
         return PredatorPreyState(
             kind=kind,
             phase=phase,
@@ -163,7 +163,7 @@ class PredatorPrey(Model):
         """Per agent: is an active agent of the other kind in a von Neumann neighbour cell?"""
         L = self.size
         active = jax.lax.stop_gradient(s.phase[ALIVE] + s.phase[PREGNANT])
-        counts = jnp.zeros((2, L, L), jnp.float32).at[s.kind, s.x, s.y].add(active)
+        counts = jnp.zeros((2, L, L), real_dtype()).at[s.kind, s.x, s.y].add(active)
         near = self.grid.neighbour_sum(counts)  # (2, L, L) per kind
         return near[1 - s.kind, s.x, s.y] > 0
 
@@ -207,5 +207,5 @@ class PredatorPrey(Model):
 
     def observe(self, s: PredatorPreyState, params: Params, t: jax.Array) -> dict[str, jax.Array]:
         active = s.phase[ALIVE] + s.phase[PREGNANT]
-        prey = (s.kind == 1).astype(jnp.float32)
+        prey = (s.kind == 1).astype(real_dtype())
         return {"predators": jnp.sum(active * (1.0 - prey)), "prey": jnp.sum(active * prey)}

@@ -42,7 +42,7 @@ from agentgrad.engine import Model
 from agentgrad.estimators import Estimator, StraightThrough
 from agentgrad.models._checks import sir_estimator_warning
 from agentgrad.models.population import Population
-from agentgrad.params import Param, Params, ParamSpace
+from agentgrad.params import Param, Params, ParamSpace, real_dtype
 from agentgrad.sampling import bernoulli
 from agentgrad.spaces.graphs import Graph
 
@@ -149,19 +149,19 @@ class SEIRM(Model):
         N = self.n_agents
         k_inf, k_e, k_i = jax.random.split(key, 3)
         infected = bernoulli(k_inf, params["initial_infected"], self.estimator, (N,))
-        zeros = jnp.zeros(N, jnp.float32)
+        zeros = jnp.zeros(N, real_dtype())
         stage = jnp.stack([1.0 - infected, zeros, infected, zeros, zeros])
-        d_e = 1.0 + jax.random.poisson(k_e, self.mean_exposed - 1.0, (N,)).astype(jnp.float32)
-        d_i = 1.0 + jax.random.poisson(k_i, self.mean_infectious - 1.0, (N,)).astype(jnp.float32)
+        d_e = 1.0 + jax.random.poisson(k_e, self.mean_exposed - 1.0, (N,)).astype(real_dtype())
+        d_i = 1.0 + jax.random.poisson(k_i, self.mean_infectious - 1.0, (N,)).astype(real_dtype())
         return SEIRMState(
             stage=stage,
             days=zeros,
             exposed_days=d_e,
             infectious_days=d_i,
             dose1=zeros,
-            dose1_day=jnp.full(N, jnp.inf, jnp.float32),
-            new_infected=jnp.float32(0.0),
-            new_dead=jnp.float32(0.0),
+            dose1_day=jnp.full(N, jnp.inf, real_dtype()),
+            new_infected=jnp.zeros((), real_dtype()),
+            new_dead=jnp.zeros((), real_dtype()),
         )
 
     def protection(self, s: SEIRMState, params: Params, t: jax.Array) -> jax.Array:
@@ -175,10 +175,12 @@ class SEIRM(Model):
         N = self.n_agents
         k_vax, k_inf, k_die = jax.random.split(key, 3)
         sus, exp, inf, rec, dead = s.stage
-        tf = t.astype(jnp.float32)
+        tf = t.astype(real_dtype())
 
         # 1. vaccination (first doses; second doses follow by the clock)
-        eligible = (jnp.isinf(s.dose1_day) & (jax.lax.stop_gradient(dead) == 0)).astype(jnp.float32)
+        eligible = (jnp.isinf(s.dose1_day) & (jax.lax.stop_gradient(dead) == 0)).astype(
+            real_dtype()
+        )
         vaccinated = bernoulli(k_vax, params["vaccination_rate"], self.estimator, (N,))
         new_dose = vaccinated * eligible
         dose1 = s.dose1 + new_dose
@@ -189,16 +191,16 @@ class SEIRM(Model):
         profile = jnp.asarray(infectiousness_profile())
         tau = jnp.clip(s.days.astype(jnp.int32), 0, profile.size - 1)
         shedding = inf * profile[tau]
-        susceptibility = jnp.asarray(SUSCEPTIBILITY, jnp.float32)[self.age_group]
+        susceptibility = jnp.asarray(SUSCEPTIBILITY, real_dtype())[self.age_group]
         force = params["transmission"] * susceptibility * (1.0 - self.protection(s, params, tf))
         lam = force * self.graph.neighbour_sum(shedding)
         exposures = bernoulli(k_inf, -jnp.expm1(-lam), self.estimator) * sus
 
         # 3. progression (on the stages at the start of the day)
         days_done = jax.lax.stop_gradient(s.days) + 1.0
-        onset = exp * (days_done >= s.exposed_days).astype(jnp.float32)
-        ends = inf * (days_done >= s.infectious_days).astype(jnp.float32)
-        ifr = jnp.asarray(IFR, jnp.float32)[self.age_group]
+        onset = exp * (days_done >= s.exposed_days).astype(real_dtype())
+        ends = inf * (days_done >= s.infectious_days).astype(real_dtype())
+        ifr = jnp.asarray(IFR, real_dtype())[self.age_group]
         p_die = jnp.clip(params["mortality"] * ifr, 0.0, 1.0)
         deaths = bernoulli(k_die, p_die, self.estimator) * ends
         recoveries = ends - deaths

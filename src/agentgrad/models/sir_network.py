@@ -31,7 +31,7 @@ from agentgrad import soft
 from agentgrad.engine import Model
 from agentgrad.estimators import Estimator, StraightThrough
 from agentgrad.models._checks import sir_estimator_warning
-from agentgrad.params import Param, Params, ParamSpace, Uniform
+from agentgrad.params import Param, Params, ParamSpace, Uniform, real_dtype
 from agentgrad.sampling import bernoulli
 from agentgrad.spaces.graphs import Graph
 
@@ -112,8 +112,8 @@ class SIRNetwork(Model):
     def init(self, params: Params, key: jax.Array) -> SIRState:
         n = self.n_agents
         infected = bernoulli(key, params["initial_infected"], self.estimator, shape=(n,))
-        zero = jnp.zeros((), jnp.float32)
-        return SIRState(1.0 - infected, infected, jnp.zeros((n,), jnp.float32), zero, zero)
+        zero = jnp.zeros((), real_dtype())
+        return SIRState(1.0 - infected, infected, jnp.zeros((n,), real_dtype()), zero, zero)
 
     def step(self, state: SIRState, params: Params, key: jax.Array, t: jax.Array) -> SIRState:
         k_quarantine, k_infect, k_recover = jax.random.split(key, 3)
