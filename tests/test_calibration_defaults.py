@@ -235,3 +235,26 @@ def test_sbi_methods_recover_the_truth(method):
     for name, value in TRUTH.items():
         lo, hi = np.percentile(np.asarray(draws[name]), [5, 95])
         assert lo <= value <= hi, (method, name, lo, hi)
+
+
+@pytest.mark.slow
+def test_ad_vs_sbi_benchmark_quick(tmp_path):
+    """benchmarks/ad_vs_sbi.py --quick: every method at two budgets, NLPD finite, figure."""
+    import csv
+    import subprocess
+    import sys
+
+    results = tmp_path / "ad.csv"
+    done = subprocess.run(
+        [sys.executable, "benchmarks/ad_vs_sbi.py", "--quick", "--results", str(results)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = list(csv.DictReader(results.open()))
+    assert len(rows) == 12  # 6 methods x 2 budgets x 1 seed
+    for row in rows:
+        assert np.isfinite(float(row["nlpd"])), row
+        assert int(float(row["runs_used"])) <= int(row["budget"]), row
+    assert results.with_suffix(".png").stat().st_size > 1000
+    assert "| uniform | snvli |" in done.stdout

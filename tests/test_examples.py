@@ -37,16 +37,18 @@ def test_estimator_comparison_example(monkeypatch, capsys, tmp_path):
     assert "StochasticDerivative" in out and "max_abs_z" in out
 
 
-def test_calibrate_sir_example(monkeypatch, capsys, tmp_path):
+@pytest.mark.slow
+def test_calibrate_paper_example(monkeypatch, capsys, tmp_path):
+    """examples/calibrate_paper.py: both estimators on the 9-parameter SIR (tiny run)."""
     monkeypatch.setattr(
-        sys,
-        "argv",
-        ["x", "--agents", "200", "--steps", "8", "--epochs", "3", "--out", str(tmp_path)],
+        sys, "argv", ["x", "--quick", "--models", "sir", "--epochs", "3", "--out", str(tmp_path)]
     )
-    runpy.run_path("examples/calibrate_sir.py", run_name="__main__")
-    assert (tmp_path / "calibrate_sir.png").stat().st_size > 1000
+    runpy.run_path("examples/calibrate_paper.py", run_name="__main__")
+    for name in ("loss", "pathwise_pairs", "vargrad_pairs", "pathwise_predictive"):
+        assert (tmp_path / f"paper_sir_{name}.png").stat().st_size > 1000
     out = capsys.readouterr().out
-    assert out.count("\n") == 10 and "quarantine_start" in out
+    assert "sir pathwise" in out and "sir vargrad" in out
+    assert out.count("covers") == 18  # 9 parameters x 2 estimators
 
 
 def test_firms_sugarscape_example(monkeypatch, capsys, tmp_path):
