@@ -42,6 +42,7 @@ are built from every row in the CSV.
     python benchmarks/ad_vs_sbi.py                  # full grid (hours on 2 CPU cores)
     python benchmarks/ad_vs_sbi.py --quick          # minutes: 2 small budgets, 1 seed
     python benchmarks/ad_vs_sbi.py --budgets 1000,3000 --seeds 3 --priors uniform
+    python benchmarks/ad_vs_sbi.py --report-only    # figure + table from the CSV so far
 """
 
 from __future__ import annotations
@@ -126,6 +127,23 @@ def ground_truth(model, key, n: int) -> dict:
     return {name: np.asarray(out[name]) for name in OBSERVABLES}
 
 
+class PointMass:
+    """The posterior that puts all its mass on θ* (the reference NLPD line)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def sample(self, key, n):
+        import jax.numpy as jnp
+
+        return {name: jnp.full((n,), value) for name, value in TRUTH.items()}
+
+    def predictive(self, key, n, n_steps, fixed=None):
+        from agentgrad.calibration.predictive import posterior_predictive
+
+        return posterior_predictive(self, key, n, n_steps, fixed)
+
+
 def evaluate(posterior, model, truth, key, n_draws: int) -> dict:
     """NLPD of the ground-truth runs and posterior summaries (mean, 5% and 95%)."""
     import jax
@@ -169,6 +187,14 @@ def run_grid(args) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", newline="") as f:
             csv.DictWriter(f, FIELDS).writeheader()
+    for prior in args.priors:  # reference: the predictive of the true parameters alone
+        if (prior, "truth", 0, 0) not in done:
+            row = {"prior": prior, "method": "truth", "budget": 0, "seed": 0, "runs_used": 0}
+            start = time.perf_counter()
+            row |= evaluate(PointMass(model), model, truth, jax.random.key(5), args.draws)
+            row["seconds"] = round(time.perf_counter() - start, 2)
+            with path.open("a", newline="") as f:
+                csv.DictWriter(f, FIELDS).writerow(row)
     for prior in args.priors:
         for budget in args.budgets:
             for seed in range(args.seeds):
@@ -247,6 +273,9 @@ def write_figure(summary: list[dict], path: Path) -> None:
     priors = sorted({s["prior"] for s in summary})
     fig, axes = plt.subplots(1, len(priors), figsize=(6 * len(priors), 4.2), squeeze=False)
     for ax, prior in zip(axes[0], priors, strict=True):
+        ref = [s for s in summary if s["prior"] == prior and s["method"] == "truth"]
+        if ref:
+            ax.axhline(ref[0]["nlpd"], color="k", ls=":", label="θ* alone (reference)")
         for method in METHODS:
             pts = [s for s in summary if s["prior"] == prior and s["method"] == method]
             if not pts:
@@ -299,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--truth-runs", type=int, default=None, help="ground-truth runs")
     parser.add_argument("--results", default="benchmarks/results/ad_vs_sbi.csv")
     parser.add_argument("--figure", default=None, help="PNG (default: next to --results)")
+    parser.add_argument(
+        "--report-only", action="store_true", help="no new runs: figure and table from the CSV"
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     args.budgets = args.budgets or ([300, 600] if quick else list(FULL_BUDGETS))
@@ -316,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    path = run_grid(args)
+    path = Path(args.results) if args.report_only else run_grid(args)
     summary = summarise(path)
     figure = Path(args.figure) if args.figure else path.with_suffix(".png")
     write_figure(summary, figure)
