@@ -117,13 +117,11 @@ def priors_for(name: str) -> dict:
 
 def ground_truth(model, key, n: int) -> dict:
     """``n`` runs at θ* (name -> (n, T)), steps 1..T."""
-    import jax
     import numpy as np
 
     import agentgrad as ag
 
-    run = jax.jit(jax.vmap(lambda k: ag.simulate(model, TRUTH, k, N_STEPS).observables))
-    out = run(jax.random.split(key, n))
+    out = ag.ensemble(model, TRUTH, key, N_STEPS, n).observables
     return {name: np.asarray(out[name]) for name in OBSERVABLES}
 
 

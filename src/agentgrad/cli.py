@@ -372,7 +372,7 @@ def _setup_model(opts: ModelOptions) -> Setup:
         check_size(opts.steps, "--steps")
     if opts.population is not None and not str(opts.population).strip():
         fail("--population is empty; give a directory with ages.csv and contacts.csv")
-    label = opts.estimator or getattr(entry, "default_estimator", "st")
+    label = opts.estimator or entry.default_estimator
     est = parse_estimator(label)
     base = {}
     if opts.preset is not None:
@@ -650,7 +650,7 @@ def gradcheck_command(
     entry = resolve_model(opts.model)
     has_draws = "estimator" in entry.options
     if labels is None:
-        label = getattr(entry, "default_estimator", "st") if has_draws else "model"
+        label = entry.default_estimator if has_draws else "model"
         labels = [label]
         parsed = {label: parse_estimator(label) if has_draws else None}
     elif not has_draws and any(lab != "model" for lab in labels):
@@ -664,7 +664,7 @@ def gradcheck_command(
     if relaxed and not relaxed_labels:
         fail("--relaxed needs a Gumbel-softmax estimator among --estimators, e.g. gs:0.05")
     if relaxed is None:  # by default only where the model's own estimator is Gumbel-softmax
-        relaxed = getattr(entry, "default_estimator", "st").startswith("gs")
+        relaxed = isinstance(parse_estimator(entry.default_estimator), GumbelSoftmax)
     if not relaxed:
         relaxed_labels = []
     if relaxed_labels:

@@ -112,6 +112,13 @@ def _mean_se(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(axis=0), se
 
 
+def _relative_error(estimate: np.ndarray, reference: np.ndarray) -> float:
+    """``||estimate - reference|| / ||reference||`` (0 if both vanish, inf if only it does)."""
+    err = float(np.linalg.norm(estimate - reference))
+    norm = float(np.linalg.norm(reference))
+    return err / norm if norm > 0 else (0.0 if err == 0 else np.inf)
+
+
 def _check_runs(n_runs: int) -> None:
     if isinstance(n_runs, bool) or not isinstance(n_runs, int) or n_runs < 1:
         raise AgentgradError(f"number of runs must be a positive integer, got {n_runs!r}")
@@ -334,9 +341,7 @@ def compare_estimators(
         )
         for name in names:
             z = _z_scores(ad.mean[name], ad.se[name], fd.mean[name], fd.se[name])
-            norm = np.linalg.norm(fd.mean[name])
-            err = np.linalg.norm(ad.mean[name] - fd.mean[name])
-            rel = err / norm if norm > 0 else (0.0 if err == 0 else np.inf)
+            rel = _relative_error(ad.mean[name], fd.mean[name])
             summary.append(
                 {
                     "estimator": label,
@@ -420,18 +425,16 @@ def relaxed_gradcheck(
 
         runs = jax.jit(jax.vmap(series, in_axes=(None, 0)))
         jac = np.asarray(jax.jit(jax.vmap(jax.jacfwd(series), in_axes=(None, 0)))(theta0, keys))
+        centre = runs(theta0, keys)  # the side a one-sided difference keeps
         rows = []
         for i, name in enumerate(names):
             p, value = space[name], float(theta0[i])
-            norm = np.linalg.norm(jac[..., i])
             for h in fd_steps:
-                up = value + h <= p.upper
-                down = value - h >= p.lower
+                up, down = value + h <= p.upper, value - h >= p.lower
                 e = jnp.zeros(len(names)).at[i].set(h)
-                hi = runs(theta0 + e, keys) if up else runs(theta0, keys)
-                lo = runs(theta0 - e, keys) if down else runs(theta0, keys)
+                hi = runs(theta0 + e, keys) if up else centre
+                lo = runs(theta0 - e, keys) if down else centre
                 fd = np.asarray(hi - lo) / (h * (int(up) + int(down)))
-                err = np.linalg.norm(fd - jac[..., i])
-                rel = err / norm if norm > 0 else (0.0 if err == 0 else np.inf)
-                rows.append({"parameter": name, "fd_step": h, "rel_error": float(rel)})
+                rel = _relative_error(fd, jac[..., i])
+                rows.append({"parameter": name, "fd_step": h, "rel_error": rel})
     return pd.DataFrame(rows)

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 
 from agentgrad.estimators import Estimator, StraightThrough
-from agentgrad.params import real_dtype as _real
+from agentgrad.params import real_dtype
 
 _DEFAULT = StraightThrough()
 
@@ -50,11 +50,11 @@ def bernoulli(
 
     ``p`` is clipped to ``[0, 1]``; ``shape`` defaults to ``p``'s shape.
     """
-    p = _clip(jnp.asarray(p, _real()), 0.0, 1.0)
+    p = _clip(jnp.asarray(p, real_dtype()), 0.0, 1.0)
     shape = _shape(shape, p)
     p = jnp.broadcast_to(p, shape)
-    u = jax.random.uniform(key, shape, _real())
-    hard = (u < p).astype(_real())
+    u = jax.random.uniform(key, shape, real_dtype())
+    hard = (u < p).astype(real_dtype())
     return estimator.bernoulli(hard, p, u)
 
 
@@ -78,10 +78,10 @@ def categorical(
     if (probs is None) == (logits is None):
         raise ValueError("categorical: give exactly one of probs or logits")
     if logits is None:
-        probs = jnp.asarray(probs, _real())
+        probs = jnp.asarray(probs, real_dtype())
         logp = jnp.where(probs > 0, jnp.log(jnp.clip(probs, 1e-30, None)), -jnp.inf)
     else:
-        logp = jnp.asarray(logits, _real())
+        logp = jnp.asarray(logits, real_dtype())
     logp = logp - jax.scipy.special.logsumexp(logp, axis=-1, keepdims=True)
     batch = _shape(shape, logp[..., 0])
     logp = jnp.broadcast_to(logp, batch + logp.shape[-1:])
@@ -89,12 +89,12 @@ def categorical(
     k_inv, k_gumbel = jax.random.split(key)
     p = jax.lax.stop_gradient(jnp.exp(logp))
     cdf = jnp.cumsum(p, axis=-1)
-    u = jax.random.uniform(k_inv, batch + (1,), _real()) * cdf[..., -1:]
+    u = jax.random.uniform(k_inv, batch + (1,), real_dtype()) * cdf[..., -1:]
     index = jnp.minimum(jnp.sum(cdf[..., :-1] <= u, axis=-1), n_cat - 1)
-    hard = jax.nn.one_hot(index, n_cat, dtype=_real())
+    hard = jax.nn.one_hot(index, n_cat, dtype=real_dtype())
     # conditional Gumbel scores z (argmax z = index): z_x = -log(-log v_x),
     # z_k = -log(-log(v_k) / p_k - log v_x) for k != x
-    v = jax.random.uniform(k_gumbel, logp.shape, _real(), minval=1e-20, maxval=1.0)
+    v = jax.random.uniform(k_gumbel, logp.shape, real_dtype(), minval=1e-20, maxval=1.0)
     log_vx = jnp.sum(hard * jnp.log(v), axis=-1, keepdims=True)
     safe_p = jnp.where(p > 0, p, 1.0)
     z_other = -jnp.log(-jnp.log(v) / safe_p - log_vx)
@@ -112,12 +112,12 @@ def binomial(
     shape: tuple[int, ...] | None = None,
 ) -> jax.Array:
     """Draw ``x ~ Binomial(n, p)`` as floats with the estimator's tangent."""
-    n = jnp.asarray(n, _real())
-    p = _clip(jnp.asarray(p, _real()), 0.0, 1.0)
+    n = jnp.asarray(n, real_dtype())
+    p = _clip(jnp.asarray(p, real_dtype()), 0.0, 1.0)
     shape = _shape(shape, n, p)
     n, p = jnp.broadcast_to(n, shape), jnp.broadcast_to(p, shape)
     hard = jax.random.binomial(key, jax.lax.stop_gradient(n), jax.lax.stop_gradient(p), shape)
-    return estimator.binomial(hard.astype(_real()), n, p)
+    return estimator.binomial(hard.astype(real_dtype()), n, p)
 
 
 def poisson(
@@ -127,11 +127,11 @@ def poisson(
     shape: tuple[int, ...] | None = None,
 ) -> jax.Array:
     """Draw ``x ~ Poisson(lam)`` as floats with the estimator's tangent (``lam >= 0``)."""
-    lam = _clip(jnp.asarray(lam, _real()), 0.0)
+    lam = _clip(jnp.asarray(lam, real_dtype()), 0.0)
     shape = _shape(shape, lam)
     lam = jnp.broadcast_to(lam, shape)
     hard = jax.random.poisson(key, jax.lax.stop_gradient(lam), shape)
-    return estimator.poisson(hard.astype(_real()), lam)
+    return estimator.poisson(hard.astype(real_dtype()), lam)
 
 
 def geometric(
@@ -146,10 +146,10 @@ def geometric(
     ``u``, the coupling of the stochastic-derivative rule); ``p`` is clipped to
     ``[1e-6, 1]``.  Returns floats with the estimator's tangent (``E[x] = (1 - p) / p``).
     """
-    p = _clip(jnp.asarray(p, _real()), 1e-6, 1.0)
+    p = _clip(jnp.asarray(p, real_dtype()), 1e-6, 1.0)
     shape = _shape(shape, p)
     p = jnp.broadcast_to(p, shape)
-    u = jax.random.uniform(key, shape, _real(), minval=jnp.finfo(_real()).tiny)
+    u = jax.random.uniform(key, shape, real_dtype(), minval=jnp.finfo(real_dtype()).tiny)
     ps = jax.lax.stop_gradient(p)
     hard = jnp.where(ps >= 1.0, 0.0, jnp.floor(jnp.log(u) / jnp.log1p(-jnp.minimum(ps, 1 - 1e-7))))
-    return estimator.geometric(hard.astype(_real()), p)
+    return estimator.geometric(hard.astype(real_dtype()), p)
