@@ -193,8 +193,8 @@ def run_grid(args) -> Path:
             row["seconds"] = round(time.perf_counter() - start, 2)
             with path.open("a", newline="") as f:
                 csv.DictWriter(f, FIELDS).writerow(row)
-    for prior in args.priors:
-        for budget in args.budgets:
+    for budget in args.budgets:  # budget-major: partial runs cover both priors
+        for prior in args.priors:
             for seed in range(args.seeds):
                 for name in args.methods:
                     if (prior, name, budget, seed) in done:

@@ -361,7 +361,8 @@ def _converged(objective: list[float], window: int) -> bool:
     below the mean of the ``window`` before by more than one standard error of the
     difference (the per-epoch objectives are noisy Monte-Carlo estimates)."""
     v = np.asarray(objective, np.float64)
-    if len(v) < 2 * window or not np.all(np.isfinite(v[-2 * window :])):
+    v = v[np.isfinite(v)]  # skipped (non-finite) epochs carry no information
+    if len(v) < 2 * window:
         return False
     before, last = v[-2 * window : -window], v[-window:]
     se = np.sqrt((before.var(ddof=1) + last.var(ddof=1)) / window)
@@ -523,9 +524,12 @@ class GVI:
         @jax.jit
         def step(params, opt_state, k):
             value, grads = value_and_grad(params, static, k)
+            finite = jnp.isfinite(value) & jnp.all(
+                jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)])
+            )
             with jax.numpy_dtype_promotion("standard"):  # optax mixes int counts and floats
                 updates, opt_state = optimizer.update(grads, opt_state, params)
-                return optax.apply_updates(params, updates), opt_state, value
+                return optax.apply_updates(params, updates), opt_state, value, finite
 
         def objective(fam, k):
             return gvi_objective(
@@ -570,14 +574,17 @@ class GVI:
             with progress_bar(progress, epochs) as bar:
                 for epoch in range(start, epochs):
                     key = jax.random.fold_in(k_train, epoch)
-                    new_params, new_opt_state, value = step(params, opt_state, key)
-                    val = float(validate(new_params)) if self.validate else float(value)
-                    # assigned only now, so Ctrl-C never checkpoints a half-finished epoch
-                    params, opt_state = new_params, new_opt_state
+                    new_params, new_opt_state, value, finite = step(params, opt_state, key)
+                    if bool(finite):
+                        # assigned only now, so Ctrl-C never checkpoints a half-finished epoch
+                        params, opt_state = new_params, new_opt_state
+                    else:  # a non-finite gradient (rare draws under score-function
+                        n_bad += 1  # estimators) would poison the weights: skip the step
+                    val = float(validate(params)) if self.validate else float(value)
                     average = smooth(average, params)
                     history["train"].append(float(value))
                     history["validation"].append(val)
-                    if not np.isfinite(value) or not np.isfinite(val):
+                    if bool(finite) and not np.isfinite(val):
                         n_bad += 1
                     if np.isfinite(val) and val < best_value:
                         best, best_value, since_best = params, val, 0

@@ -122,7 +122,10 @@ def diagnose(posterior: CalibratedPosterior, key: jax.Array, n: int = 4000) -> d
         )
     bad = history.get("non_finite_epochs", [0])[0]
     if bad:
-        warnings.append(f"{bad} epochs had a NaN or infinite objective")
+        warnings.append(
+            f"{bad} epochs had a NaN or infinite objective or gradient (their updates "
+            "were skipped); a smaller --learning-rate or the pathwise gradient may help"
+        )
     result = {
         "sd_ratio": ratio,
         "contraction": {k: 1 - r for k, r in ratio.items()},
