@@ -140,6 +140,28 @@ class SIRNetwork(Model):
             jnp.sum(recoveries) / n,
         )
 
+    # ------------------------------------------------------------------ agent view
+    # (agentgrad.surrogate.view)
+
+    def agent_features(self, state: SIRState) -> tuple[jax.Array, jax.Array]:
+        """Static: none.  Dynamic: compartment one-hot (S, I, R)."""
+        dynamic = jnp.stack([state.susceptible, state.infected, state.recovered], 1)
+        return jnp.zeros((self.n_agents, 0), dynamic.dtype), dynamic
+
+    def neighbour_sum(self, state: SIRState, x: jax.Array) -> jax.Array:
+        """Sum of ``x`` over each agent's contacts (the contact graph)."""
+        return self.graph.neighbour_sum(x)
+
+    def with_dynamic(self, state: SIRState, dynamic: jax.Array) -> SIRState:
+        """Compartments = argmax of the prediction (straight-through); the transitions'
+        fractions from the change."""
+        hard = jax.nn.one_hot(jnp.argmax(dynamic, axis=1), 3, dtype=dynamic.dtype)
+        s, i, r = (hard + dynamic - jax.lax.stop_gradient(dynamic)).T
+        n = self.n_agents
+        new_infected = jnp.sum(jnp.maximum(state.susceptible - s, 0.0)) / n
+        new_recovered = jnp.sum(jnp.maximum(r - state.recovered, 0.0)) / n
+        return SIRState(s, i, r, new_infected, new_recovered)
+
     def observe(self, state: SIRState, params: Params, t: jax.Array) -> dict[str, jax.Array]:
         n = self.n_agents
         return {

@@ -1,0 +1,153 @@
+"""Ramification datasets (`graph-diffusion-networks-for-abms` §3, Fig. 1).
+
+From an initial state, at every step ``t = 0 .. T-2`` the ABM is advanced ``R`` times
+from the *main-branch* state ``Z_t[0]`` with independent keys; child 0 becomes the next
+main-branch state, and all ``R`` children are the targets.  This gives ``T - 1``
+conditions with ``R`` outcomes each for every agent without exponential growth
+(the reference code's ``generate_ramifications``: T = 10 yields 9 transitions).
+
+Layout (arrays, saved by :meth:`Ramifications.save` as ``.npz``):
+
+``static``       ``(N, s)``       static features (constant along the branch)
+``context``      ``(T-1, N, s+d)`` full agent states ``Z_t`` of the main branch
+``aggregated``   ``(T-1, N, s+d)`` their neighbour sums ``sum_{j in N_t(i)} Z_t^j``
+``degree``       ``(T-1, N)``      neighbour counts (for mean aggregation)
+``targets``      ``(T-1, R, N, d)`` dynamic features of the ``R`` children; ``targets[t,
+                                  0]`` is the main branch's ``Z_{t+1}``
+
+Since ``Message(x_j) = x_j``, the neighbour sums of the data are fixed and precomputed,
+so training needs no model code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from agentgrad.errors import AgentgradError
+from agentgrad.params import Params
+from agentgrad.surrogate.view import features, require_agent_view
+
+FORMAT = "agentgrad-ramifications-1"
+ARRAYS = ("context", "aggregated", "degree", "targets")
+
+
+@dataclasses.dataclass(frozen=True)
+class Ramifications:
+    """A ramification dataset (module docstring); ``meta`` records how it was made."""
+
+    static_dim: int
+    context: np.ndarray
+    aggregated: np.ndarray
+    degree: np.ndarray
+    targets: np.ndarray
+    meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def n_transitions(self) -> int:
+        return self.targets.shape[0]
+
+    @property
+    def n_branches(self) -> int:
+        return self.targets.shape[1]
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        np.savez_compressed(
+            path,
+            format=FORMAT,
+            static_dim=self.static_dim,
+            meta=json.dumps(self.meta),
+            **{k: getattr(self, k) for k in ARRAYS},
+        )
+        return path if path.suffix == ".npz" else path.with_suffix(path.suffix + ".npz")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Ramifications:
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                if str(f["format"]) != FORMAT:
+                    raise ValueError(f"format {f['format']!s}")
+                data = {k: np.asarray(f[k]) for k in ARRAYS}
+                static_dim, meta = int(f["static_dim"]), json.loads(str(f["meta"]))
+        except FileNotFoundError:
+            raise AgentgradError(f"no ramification file at {path}") from None
+        except Exception as err:  # zip, key or json errors: not our file
+            raise AgentgradError(
+                f"{path} is not an agentgrad ramification file ({err}); regenerate it with "
+                "`agentgrad surrogate data`"
+            ) from None
+        T, R, N, d = data["targets"].shape
+        expected = {"context": (T, N), "aggregated": (T, N), "degree": (T, N)}
+        if any(data[k].shape[:2] != v for k, v in expected.items()):
+            raise AgentgradError(f"{path}: arrays of inconsistent shapes; regenerate it")
+        return cls(static_dim, meta=meta, **data)
+
+
+def agent_graph_inputs(model: Any, state: Any) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """``(Z, sum_j Z^j, degree)`` of ``state``: what the GDN's GNN reads."""
+    z = features(model, state)
+    ones = jnp.ones((z.shape[0], 1), z.dtype)
+    agg = model.neighbour_sum(state, jnp.concatenate([z, ones], 1))
+    return z, agg[:, :-1], agg[:, -1]
+
+
+def ramifications(
+    model: Any,
+    params: Params,
+    key: jax.Array,
+    n_steps: int,
+    n_branches: int,
+    state: Any = None,
+) -> Ramifications:
+    """Simulate a ramification dataset of ``n_steps`` main-branch states (``n_steps - 1``
+    transitions) with ``n_branches`` children each, from ``state`` (default: the model's
+    initial state from ``key``).  Branches are vmapped, steps scanned."""
+    require_agent_view(model)
+    if not isinstance(n_steps, int) or n_steps < 2:
+        raise AgentgradError(f"n_steps (T) must be an integer >= 2, got {n_steps!r}")
+    if not isinstance(n_branches, int) or n_branches < 1:
+        raise AgentgradError(f"n_branches (R) must be an integer >= 1, got {n_branches!r}")
+    params = model.param_space.complete(params)
+    k_init, k_run = jax.random.split(key)
+    if state is None:
+        state = model.init(params, k_init)
+    static_dim = int(model.agent_features(state)[0].shape[1])
+
+    @jax.jit
+    def run(state, k_run):
+        def one_step(s, inp):
+            t, k = inp
+            children = jax.vmap(lambda kk: model.step(s, params, kk, t))(
+                jax.random.split(k, n_branches)
+            )
+            z, agg, deg = agent_graph_inputs(model, s)
+            targets = jax.vmap(lambda c: model.agent_features(c)[1])(children)
+            main = jax.tree.map(lambda a: a[0], children)
+            return main, (z, agg, deg, targets)
+
+        ts = jnp.arange(n_steps - 1, dtype=jnp.float32)
+        return jax.lax.scan(one_step, state, (ts, jax.random.split(k_run, n_steps - 1)))
+
+    _, (z, agg, deg, targets) = run(state, k_run)
+    meta = {
+        "model": type(model).__name__,
+        "params": {k: float(v) for k, v in params.items()},
+        "n_steps": n_steps,
+        "n_branches": n_branches,
+    }
+    return Ramifications(
+        static_dim,
+        np.asarray(z),
+        np.asarray(agg),
+        np.asarray(deg),
+        np.asarray(targets),
+        meta,
+    )

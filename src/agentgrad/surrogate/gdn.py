@@ -1,0 +1,360 @@
+"""Graph Diffusion Network (`graph-diffusion-networks-for-abms` §3, App. A, Table 1).
+
+For every agent ``i`` a message-passing GNN summarises its neighbourhood,
+
+    g^i = MLP_omega([ sum_{j in N(i)} Z^j , Z^i ])          (Message(x_j) = x_j),
+
+and a conditional denoising diffusion model samples the agent's next dynamic features
+``z^i_{t+1}`` given the condition ``c^i = MLP(z^i_t) + MLP(g^i) + MLP(emb(tau))`` (Eq. 4).
+Forward noising (Eq. 2): ``z(tau) = sqrt(abar_tau) z + sqrt(1 - abar_tau) eps``; the
+schedule (Eq. 3) is ``beta_k = beta_start + (beta_end - beta_start)(1 - cos(pi k /
+tau_max)) / 2`` for ``k = 0 .. tau_max`` (101 values at ``tau_max = 100``, as in the
+reference code); training draws ``tau ~ U{0 .. tau_max - 1}`` per agent and minimises
+``||eps - eps_hat(z(tau), c)||^2`` (Eq. 5) over all agents; sampling runs ``tau =
+tau_max - 1 .. 0`` with the posterior-variance noise ``sigma_tau^2 = beta_tau (1 -
+abar_{tau-1}) / (1 - abar_tau)`` and no noise at the last step (App. A.4).
+
+Note that this schedule does not reach pure noise: ``abar_100 = 0.37`` (the sum of the
+betas is about 1), yet sampling starts from ``N(0, I)``; a trained denoiser absorbs the
+mismatch, an exact one does not (``tests/test_surrogate.py`` checks both against the
+closed form of the Gaussian case).
+
+Where the reference code (``models/surrogate/nnmodel.py``) and the paper differ
+(digest §C.6), we follow the code by default and expose the paper's choice:
+
+* ``tau`` range: code (``0 .. tau_max - 1``, one per agent) — followed;
+* output layer: the code passes ``eps_hat`` through a LeakyReLU(0.1)
+  (``output_activation="leaky_relu"``, default); ``"linear"`` is the usual DDPM head;
+* time embedding: the code's sinusoidal embedding has the width of the dynamic features
+  (``time_embedding_dim=None``); give a width (e.g. 128) for the paper's reading;
+* state MLP input: the dynamic features only (code);
+* initialisation: Xavier-uniform weights for the denoiser, PyTorch-default (Kaiming
+  uniform) for the GNN, zero biases.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from agentgrad.errors import AgentgradError
+
+HIDDEN = (128, 256, 1024, 1024, 256, 128)  # Table 1, denoiser
+GNN_HIDDEN = (32, 64, 128)  # Table 1, GNN
+CONDITION = 256  # condition and graph-embedding width
+
+
+def leaky(x: jax.Array) -> jax.Array:
+    return jax.nn.leaky_relu(x, 0.1)
+
+
+def _linear(d_in: int, d_out: int, key: jax.Array, init: str) -> eqx.nn.Linear:
+    layer = eqx.nn.Linear(d_in, d_out, key=key)
+    if init == "xavier":
+        bound = math.sqrt(6.0 / (d_in + d_out))
+        w = jax.random.uniform(key, (d_out, d_in), minval=-bound, maxval=bound)
+        layer = eqx.tree_at(lambda m: (m.weight, m.bias), layer, (w, jnp.zeros(d_out)))
+    return layer
+
+
+class MLP(eqx.Module):
+    """Linear layers with LeakyReLU(0.1) between them (and after the last if ``act_last``)."""
+
+    layers: list[eqx.nn.Linear]
+    act_last: bool = eqx.field(static=True)
+
+    def __init__(
+        self, dims: Sequence[int], key: jax.Array, act_last: bool = False, init: str = "torch"
+    ):
+        keys = jax.random.split(key, len(dims) - 1)
+        self.layers = [
+            _linear(a, b, k, init) for a, b, k in zip(dims[:-1], dims[1:], keys, strict=True)
+        ]
+        self.act_last = act_last
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1 or self.act_last:
+                x = leaky(x)
+        return x
+
+
+def sinusoidal(tau: jax.Array, dim: int) -> jax.Array:
+    """The reference's embedding: ``half = dim // 2`` (``dim`` if that is 0) frequencies
+    ``exp(-log(1e4) k / half)``, features ``[sin(tau f), -cos(tau f)]``."""
+    half = dim // 2 or dim
+    freqs = jnp.exp(jnp.arange(half, dtype=jnp.float32) * -(math.log(10000.0) / half))
+    arg = jnp.asarray(tau, jnp.float32) * freqs
+    return jnp.concatenate([jnp.sin(arg), -jnp.cos(arg)])
+
+
+class ConditionBlock(eqx.Module):
+    """LayerNorm -> Linear+act -> + Linear(act(c)) -> Linear+act -> + residual (Table 1)."""
+
+    norm: eqx.nn.LayerNorm
+    first: eqx.nn.Linear
+    cond: eqx.nn.Linear
+    second: eqx.nn.Linear
+    residual: eqx.nn.Linear | None
+
+    def __init__(self, d_in: int, d_out: int, key: jax.Array):
+        k = jax.random.split(key, 4)
+        self.norm = eqx.nn.LayerNorm(d_in)
+        self.first = _linear(d_in, d_out, k[0], "xavier")
+        self.cond = _linear(CONDITION, d_out, k[1], "xavier")
+        self.second = _linear(d_out, d_out, k[2], "xavier")
+        self.residual = _linear(d_in, d_out, k[3], "xavier") if d_in != d_out else None
+
+    def __call__(self, x: jax.Array, c: jax.Array) -> jax.Array:
+        h = leaky(self.first(self.norm(x))) + self.cond(leaky(c))
+        h = leaky(self.second(h))
+        return h + (x if self.residual is None else leaky(self.residual(x)))
+
+
+class Denoiser(eqx.Module):
+    """``eps_hat(z(tau), c)`` for one agent: the conditional diffusion network of Table 1."""
+
+    time_mlp: MLP
+    state_mlp: MLP
+    graph_mlp: MLP
+    first: eqx.nn.Linear
+    blocks: list[ConditionBlock]
+    last: eqx.nn.Linear
+    time_dim: int = eqx.field(static=True)
+    output_activation: str = eqx.field(static=True)
+
+    def __init__(
+        self,
+        dim: int,
+        key: jax.Array,
+        hidden: Sequence[int] = HIDDEN,
+        time_embedding_dim: int | None = None,
+        output_activation: str = "leaky_relu",
+    ):
+        if output_activation not in ("leaky_relu", "linear"):
+            raise ValueError("output_activation must be 'leaky_relu' (code) or 'linear'")
+        k = jax.random.split(key, 6)
+        self.time_dim = time_embedding_dim or dim
+        t_in = 2 * (self.time_dim // 2 or self.time_dim)
+        self.time_mlp = MLP([t_in, CONDITION, CONDITION], k[0])
+        self.state_mlp = MLP([dim, CONDITION, CONDITION, CONDITION], k[1])
+        self.graph_mlp = MLP([CONDITION, CONDITION, CONDITION, CONDITION], k[2])
+        self.first = _linear(dim, hidden[0], k[3], "xavier")
+        keys = jax.random.split(k[4], len(hidden) - 1)
+        self.blocks = [
+            ConditionBlock(a, b, kk) for a, b, kk in zip(hidden[:-1], hidden[1:], keys, strict=True)
+        ]
+        self.last = _linear(hidden[-1], dim, k[5], "xavier")
+        self.output_activation = output_activation
+
+    def __call__(self, z: jax.Array, state: jax.Array, g: jax.Array, tau: jax.Array):
+        c = (
+            self.state_mlp(state)
+            + self.graph_mlp(g)
+            + self.time_mlp(sinusoidal(tau, self.time_dim))
+        )
+        h = leaky(self.first(z))
+        for block in self.blocks:
+            h = block(h, c)
+        out = self.last(h)
+        return leaky(out) if self.output_activation == "leaky_relu" else out
+
+
+class GNN(eqx.Module):
+    """``g = MLP([sum_j Z^j, Z^i])`` with LeakyReLU after every layer (Table 1)."""
+
+    mlp: MLP
+
+    def __init__(self, state_dim: int, key: jax.Array, hidden: Sequence[int] = GNN_HIDDEN):
+        self.mlp = MLP([2 * state_dim, *hidden, CONDITION], key, act_last=True)
+
+    def __call__(self, aggregated: jax.Array, z: jax.Array) -> jax.Array:
+        return self.mlp(jnp.concatenate([aggregated, z]))
+
+
+class Schedule(eqx.Module):
+    """Eq. 3's cosine schedule on beta and the quantities of Eq. 2 and App. A.4 (arrays
+    computed from the three settings, so they are never trained)."""
+
+    tau_max: int = eqx.field(static=True, default=100)
+    beta_start: float = eqx.field(static=True, default=1e-4)
+    beta_end: float = eqx.field(static=True, default=0.02)
+
+    @property
+    def betas(self) -> jax.Array:
+        k = jnp.arange(self.tau_max + 1, dtype=jnp.float32)
+        cos = jnp.cos(jnp.pi * k / self.tau_max)
+        return self.beta_start + 0.5 * (self.beta_end - self.beta_start) * (1 - cos)
+
+    @property
+    def alphas(self) -> jax.Array:
+        return 1.0 - self.betas
+
+    @property
+    def alpha_bar(self) -> jax.Array:
+        return jnp.cumprod(self.alphas)
+
+    @property
+    def posterior_variance(self) -> jax.Array:
+        abar = self.alpha_bar
+        prev = jnp.concatenate([jnp.ones(1), abar[:-1]])
+        return self.betas * (1 - prev) / (1 - abar)
+
+    def noise(self, z: jax.Array, tau: jax.Array, eps: jax.Array) -> jax.Array:
+        """``z(tau) = sqrt(abar_tau) z + sqrt(1 - abar_tau) eps`` (Eq. 2), row-wise tau."""
+        a = self.alpha_bar[tau][:, None]
+        return jnp.sqrt(a) * z + jnp.sqrt(1.0 - a) * eps
+
+    def sample(self, eps_fn, shape: tuple[int, int], key: jax.Array) -> jax.Array:
+        """Ancestral sampling (App. A.4) for ``tau = tau_max - 1 .. 0``:
+        ``x <- (x - beta_tau / sqrt(1 - abar_tau) eps_fn(x, tau)) / sqrt(alpha_tau) +
+        sigma_tau z`` with ``sigma_tau^2`` the posterior variance and no noise at
+        ``tau = 0``; ``eps_fn(x, tau)`` gets a row-wise ``tau`` of shape ``(n,)``."""
+        betas, alphas, abar = self.betas, self.alphas, self.alpha_bar
+        sd = jnp.sqrt(self.posterior_variance).at[0].set(0.0)
+        k0, k_steps = jax.random.split(key)
+
+        def body(x, inp):
+            tau, k = inp
+            eps_hat = eps_fn(x, jnp.full((shape[0],), tau))
+            mean = (x - betas[tau] / jnp.sqrt(1 - abar[tau]) * eps_hat) / jnp.sqrt(alphas[tau])
+            return mean + sd[tau] * jax.random.normal(k, x.shape, x.dtype), None
+
+        taus = jnp.arange(self.tau_max - 1, -1, -1)
+        x0 = jax.random.normal(k0, shape)
+        x, _ = jax.lax.scan(body, x0, (taus, jax.random.split(k_steps, self.tau_max)))
+        return x
+
+
+class GDN(eqx.Module):
+    """A Graph Diffusion Network over agents with ``static_dim + dynamic_dim`` features.
+
+    ``aggregation``: ``"sum"`` (predator-prey) or ``"mean"`` (Schelling) over the
+    neighbours (§3).  ``hidden`` / ``gnn_hidden`` default to Table 1.
+    """
+
+    gnn: GNN
+    denoiser: Denoiser
+    schedule: Schedule
+    static_dim: int = eqx.field(static=True)
+    dynamic_dim: int = eqx.field(static=True)
+    aggregation: str = eqx.field(static=True)
+    config: tuple = eqx.field(static=True)  # constructor settings, for save / load
+
+    def __init__(
+        self,
+        static_dim: int,
+        dynamic_dim: int,
+        key: jax.Array,
+        *,
+        aggregation: str = "sum",
+        hidden: Sequence[int] = HIDDEN,
+        gnn_hidden: Sequence[int] = GNN_HIDDEN,
+        tau_max: int = 100,
+        time_embedding_dim: int | None = None,
+        output_activation: str = "leaky_relu",
+    ):
+        if aggregation not in ("sum", "mean"):
+            raise ValueError(f"aggregation must be 'sum' or 'mean', got {aggregation!r}")
+        if dynamic_dim < 1 or static_dim < 0 or tau_max < 2 or len(hidden) < 2:
+            raise ValueError("need dynamic_dim >= 1, static_dim >= 0, tau_max >= 2, >= 2 hidden")
+        k_gnn, k_den = jax.random.split(key)
+        self.gnn = GNN(static_dim + dynamic_dim, k_gnn, gnn_hidden)
+        self.denoiser = Denoiser(dynamic_dim, k_den, hidden, time_embedding_dim, output_activation)
+        self.schedule = Schedule(tau_max)
+        self.static_dim, self.dynamic_dim, self.aggregation = static_dim, dynamic_dim, aggregation
+        self.config = (
+            ("static_dim", static_dim),
+            ("dynamic_dim", dynamic_dim),
+            ("aggregation", aggregation),
+            ("hidden", tuple(hidden)),
+            ("gnn_hidden", tuple(gnn_hidden)),
+            ("tau_max", tau_max),
+            ("time_embedding_dim", time_embedding_dim),
+            ("output_activation", output_activation),
+        )
+
+    def embed(self, z: jax.Array, aggregated: jax.Array, degree: jax.Array) -> jax.Array:
+        """Per-agent graph embedding ``g`` ``(N, 256)`` from the full states ``z`` ``(N, s+d)``
+        and their neighbour sums (divided by the degree for mean aggregation)."""
+        if self.aggregation == "mean":
+            aggregated = aggregated / jnp.maximum(degree, 1.0)[:, None]
+        return jax.vmap(self.gnn)(aggregated, z)
+
+    def loss(
+        self,
+        z: jax.Array,
+        aggregated: jax.Array,
+        degree: jax.Array,
+        target: jax.Array,
+        key: jax.Array,
+    ) -> jax.Array:
+        """Eq. 5 over all agents: one ``tau`` and one ``eps`` per agent."""
+        n = z.shape[0]
+        k_tau, k_eps = jax.random.split(key)
+        tau = jax.random.randint(k_tau, (n,), 0, self.schedule.tau_max)
+        eps = jax.random.normal(k_eps, target.shape, target.dtype)
+        noisy = self.schedule.noise(target, tau, eps)
+        g = self.embed(z, aggregated, degree)
+        current = z[:, self.static_dim :]
+        eps_hat = jax.vmap(self.denoiser)(noisy, current, g, tau)
+        return jnp.mean((eps - eps_hat) ** 2)
+
+    def sample(
+        self, z: jax.Array, aggregated: jax.Array, degree: jax.Array, key: jax.Array
+    ) -> jax.Array:
+        """One draw of every agent's next dynamic features (App. A.4), ``(N, d)``.
+
+        Reparameterised: the noise is an input, so the draw is differentiable in the
+        network's inputs (``z``, hence initial agent states) and weights."""
+        g = self.embed(z, aggregated, degree)
+        current = z[:, self.static_dim :]
+
+        def eps_fn(x, tau):
+            return jax.vmap(self.denoiser)(x, current, g, tau)
+
+        return self.schedule.sample(eps_fn, (z.shape[0], self.dynamic_dim), key)
+
+
+FORMAT = "agentgrad-gdn-1"
+
+
+def save_gdn(path: str | Path, gdn: GDN, meta: dict[str, Any] | None = None) -> Path:
+    """Write the weights (``path``) and a JSON header (``path.json``: format, settings,
+    ``meta`` such as the model it surrogates and the training history)."""
+    from agentgrad.outputs import write_atomic
+
+    path = Path(path)
+    header = {"format": FORMAT, "config": dict(gdn.config), "meta": meta or {}}
+    write_atomic(path, lambda p: eqx.tree_serialise_leaves(p, gdn))
+    write_atomic(Path(f"{path}.json"), lambda p: p.write_text(json.dumps(header), encoding="utf-8"))
+    return path
+
+
+def load_gdn(path: str | Path) -> tuple[GDN, dict[str, Any]]:
+    """Read a GDN written by :func:`save_gdn`; returns ``(gdn, meta)``."""
+    path = Path(path)
+    try:
+        header = json.loads(Path(f"{path}.json").read_text(encoding="utf-8"))
+        if header.get("format") != FORMAT:
+            raise ValueError(f"format {header.get('format')!r}")
+        config = dict(header["config"])
+        static_dim, dynamic_dim = config.pop("static_dim"), config.pop("dynamic_dim")
+        template = GDN(static_dim, dynamic_dim, jax.random.key(0), **config)
+        gdn = eqx.tree_deserialise_leaves(path, template)
+    except FileNotFoundError as err:
+        raise AgentgradError(
+            f"no trained surrogate at {path} ({err.filename} missing); train one with "
+            "`agentgrad surrogate train`"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
+        raise AgentgradError(f"{path} is not an agentgrad surrogate checkpoint ({err})") from None
+    return gdn, header.get("meta", {})
