@@ -56,6 +56,7 @@ from typing import ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from agentgrad.engine import Model
 from agentgrad.estimators import Estimator, StraightThrough
@@ -297,6 +298,14 @@ class PredatorPrey(Model):
         h = hard.T > 0
         parent = assign_slots(s.kind, s.parent, h[ALIVE] | h[PREGNANT], h[UNBORN])
         return PredatorPreyState(kind=s.kind, phase=phase, x=x, y=y, parent=parent)
+
+    def marginals(self, dynamic) -> dict:
+        """For surrogate evaluation: the phase as a 4-category marginal (App. C.4)."""
+        return {"phase": (np.asarray(dynamic)[..., :4].argmax(-1), 4)}
+
+    def stochastic_agents(self, s: PredatorPreyState) -> jax.Array:
+        """Agents whose next phase is drawn (Alive); the others follow fixed rules."""
+        return s.phase[ALIVE] > 0
 
     def observe(self, s: PredatorPreyState, params: Params, t: jax.Array) -> dict[str, jax.Array]:
         active = s.phase[ALIVE] + s.phase[PREGNANT]

@@ -26,6 +26,7 @@ from typing import ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from agentgrad import soft
 from agentgrad.engine import Model
@@ -161,6 +162,14 @@ class SIRNetwork(Model):
         new_infected = jnp.sum(jnp.maximum(state.susceptible - s, 0.0)) / n
         new_recovered = jnp.sum(jnp.maximum(r - state.recovered, 0.0)) / n
         return SIRState(s, i, r, new_infected, new_recovered)
+
+    def marginals(self, dynamic) -> dict:
+        """For surrogate evaluation: the compartment as a 3-category marginal."""
+        return {"compartment": (np.asarray(dynamic).argmax(-1), 3)}
+
+    def stochastic_agents(self, state: SIRState) -> jax.Array:
+        """Susceptible and infected agents move at random; recovered ones stay."""
+        return state.recovered == 0
 
     def observe(self, state: SIRState, params: Params, t: jax.Array) -> dict[str, jax.Array]:
         n = self.n_agents

@@ -9,7 +9,7 @@
 """
 
 from agentgrad.surrogate.data import Ramifications, agent_graph_inputs, ramifications
-from agentgrad.surrogate.gdn import GDN, Schedule, load_gdn, save_gdn
+from agentgrad.surrogate.gdn import GDN, GNNOnly, Schedule, load_gdn, save_gdn
 from agentgrad.surrogate.model import GDNSurrogate
 from agentgrad.surrogate.train import train_gdn
 from agentgrad.surrogate.view import AgentView, features, require_agent_view
@@ -18,6 +18,7 @@ __all__ = [
     "GDN",
     "AgentView",
     "GDNSurrogate",
+    "GNNOnly",
     "Ramifications",
     "Schedule",
     "agent_graph_inputs",

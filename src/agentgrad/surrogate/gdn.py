@@ -239,9 +239,13 @@ class GDN(eqx.Module):
 
     ``aggregation``: ``"sum"`` (predator-prey) or ``"mean"`` (Schelling) over the
     neighbours (§3).  ``hidden`` / ``gnn_hidden`` default to Table 1.
+
+    ``context="flat"`` is the paper's diffusion-only ablation (§4.1): the GNN embedding
+    is replaced by an MLP of the flat concatenation of all ``n_agents`` agent states,
+    the same vector for every agent (no relational structure).
     """
 
-    gnn: GNN
+    gnn: GNN | MLP
     denoiser: Denoiser
     schedule: Schedule
     static_dim: int = eqx.field(static=True)
@@ -261,13 +265,21 @@ class GDN(eqx.Module):
         tau_max: int = 100,
         time_embedding_dim: int | None = None,
         output_activation: str = "leaky_relu",
+        context: str = "graph",
+        n_agents: int | None = None,
     ):
+        if context not in ("graph", "flat") or (context == "flat" and not n_agents):
+            raise ValueError("context must be 'graph', or 'flat' with n_agents")
         if aggregation not in ("sum", "mean"):
             raise ValueError(f"aggregation must be 'sum' or 'mean', got {aggregation!r}")
         if dynamic_dim < 1 or static_dim < 0 or tau_max < 2 or len(hidden) < 2:
             raise ValueError("need dynamic_dim >= 1, static_dim >= 0, tau_max >= 2, >= 2 hidden")
         k_gnn, k_den = jax.random.split(key)
-        self.gnn = GNN(static_dim + dynamic_dim, k_gnn, gnn_hidden)
+        width = static_dim + dynamic_dim
+        if context == "graph":
+            self.gnn = GNN(width, k_gnn, gnn_hidden)
+        else:
+            self.gnn = MLP([n_agents * width, CONDITION, CONDITION], k_gnn, act_last=True)
         self.denoiser = Denoiser(dynamic_dim, k_den, hidden, time_embedding_dim, output_activation)
         self.schedule = Schedule(tau_max)
         self.static_dim, self.dynamic_dim, self.aggregation = static_dim, dynamic_dim, aggregation
@@ -280,11 +292,15 @@ class GDN(eqx.Module):
             ("tau_max", tau_max),
             ("time_embedding_dim", time_embedding_dim),
             ("output_activation", output_activation),
+            ("context", context),
+            ("n_agents", n_agents),
         )
 
     def embed(self, z: jax.Array, aggregated: jax.Array, degree: jax.Array) -> jax.Array:
         """Per-agent graph embedding ``g`` ``(N, 256)`` from the full states ``z`` ``(N, s+d)``
         and their neighbour sums (divided by the degree for mean aggregation)."""
+        if isinstance(self.gnn, MLP):  # diffusion-only ablation: one flat context
+            return jnp.broadcast_to(self.gnn(z.reshape(-1)), (z.shape[0], CONDITION))
         if self.aggregation == "mean":
             aggregated = aggregated / jnp.maximum(degree, 1.0)[:, None]
         return jax.vmap(self.gnn)(aggregated, z)
@@ -324,22 +340,74 @@ class GDN(eqx.Module):
         return self.schedule.sample(eps_fn, (z.shape[0], self.dynamic_dim), key)
 
 
+class GNNOnly(eqx.Module):
+    """The paper's GNN-only ablation (§4.1, App. A.2): no diffusion; a deterministic MLP
+    of ``[sum_j Z^j, Z^i]`` (hidden [32, 64, 128, 128, 64, 32], LeakyReLU output as in
+    the reference code) trained by MSE to the next dynamic features."""
+
+    mlp: MLP
+    static_dim: int = eqx.field(static=True)
+    dynamic_dim: int = eqx.field(static=True)
+    aggregation: str = eqx.field(static=True)
+    config: tuple = eqx.field(static=True)
+
+    def __init__(
+        self,
+        static_dim: int,
+        dynamic_dim: int,
+        key: jax.Array,
+        *,
+        aggregation: str = "sum",
+        hidden: Sequence[int] = (32, 64, 128, 128, 64, 32),
+    ):
+        width = static_dim + dynamic_dim
+        self.mlp = MLP([2 * width, *hidden, dynamic_dim], key, act_last=True)
+        self.static_dim, self.dynamic_dim, self.aggregation = static_dim, dynamic_dim, aggregation
+        self.config = (
+            ("static_dim", static_dim),
+            ("dynamic_dim", dynamic_dim),
+            ("aggregation", aggregation),
+            ("hidden", tuple(hidden)),
+        )
+
+    @property
+    def gnn(self) -> MLP:  # trained with the GNN learning rate
+        return self.mlp
+
+    def predict(self, z: jax.Array, aggregated: jax.Array, degree: jax.Array) -> jax.Array:
+        if self.aggregation == "mean":
+            aggregated = aggregated / jnp.maximum(degree, 1.0)[:, None]
+        return jax.vmap(self.mlp)(jnp.concatenate([aggregated, z], axis=1))
+
+    def loss(self, z, aggregated, degree, target, key) -> jax.Array:
+        return jnp.mean((self.predict(z, aggregated, degree) - target) ** 2)
+
+    def sample(self, z, aggregated, degree, key) -> jax.Array:
+        return self.predict(z, aggregated, degree)
+
+
+NETWORKS = {"GDN": GDN, "GNNOnly": GNNOnly}
 FORMAT = "agentgrad-gdn-1"
 
 
-def save_gdn(path: str | Path, gdn: GDN, meta: dict[str, Any] | None = None) -> Path:
+def save_gdn(path: str | Path, gdn: GDN | GNNOnly, meta: dict[str, Any] | None = None) -> Path:
     """Write the weights (``path``) and a JSON header (``path.json``: format, settings,
     ``meta`` such as the model it surrogates and the training history)."""
     from agentgrad.outputs import write_atomic
 
     path = Path(path)
-    header = {"format": FORMAT, "config": dict(gdn.config), "meta": meta or {}}
+    header = {
+        "format": FORMAT,
+        "class": type(gdn).__name__,
+        "config": dict(gdn.config),
+        "meta": meta or {},
+    }
     write_atomic(path, lambda p: eqx.tree_serialise_leaves(p, gdn))
     write_atomic(Path(f"{path}.json"), lambda p: p.write_text(json.dumps(header), encoding="utf-8"))
     return path
 
 
-def load_gdn(path: str | Path) -> tuple[GDN, dict[str, Any]]:
+def load_gdn(path: str | Path) -> tuple[GDN | GNNOnly, dict[str, Any]]:
     """Read a GDN written by :func:`save_gdn`; returns ``(gdn, meta)``."""
     path = Path(path)
     try:
@@ -348,7 +416,8 @@ def load_gdn(path: str | Path) -> tuple[GDN, dict[str, Any]]:
             raise ValueError(f"format {header.get('format')!r}")
         config = dict(header["config"])
         static_dim, dynamic_dim = config.pop("static_dim"), config.pop("dynamic_dim")
-        template = GDN(static_dim, dynamic_dim, jax.random.key(0), **config)
+        cls = NETWORKS[header.get("class", "GDN")]
+        template = cls(static_dim, dynamic_dim, jax.random.key(0), **config)
         gdn = eqx.tree_deserialise_leaves(path, template)
     except FileNotFoundError as err:
         raise AgentgradError(

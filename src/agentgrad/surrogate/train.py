@@ -23,7 +23,7 @@ import optax
 from agentgrad.calibration.gvi import progress_bar
 from agentgrad.errors import AgentgradError
 from agentgrad.surrogate.data import Ramifications
-from agentgrad.surrogate.gdn import GDN, load_gdn, save_gdn
+from agentgrad.surrogate.gdn import GDN, GNNOnly, load_gdn, save_gdn
 
 
 def _check_rate(name: str, value: float) -> None:
@@ -32,7 +32,7 @@ def _check_rate(name: str, value: float) -> None:
 
 
 def train_gdn(
-    gdn: GDN,
+    gdn: GDN | GNNOnly,
     data: Ramifications,
     key: jax.Array,
     epochs: int = 100,
@@ -41,7 +41,7 @@ def train_gdn(
     progress: bool = False,
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 10,
-) -> tuple[GDN, dict[str, list[float]]]:
+) -> tuple[GDN | GNNOnly, dict[str, list[float]]]:
     """Train ``gdn`` on ``data`` for ``epochs`` epochs; returns ``(gdn, history)``.
 
     With ``checkpoint`` the network and history are written every ``checkpoint_every``
@@ -64,7 +64,8 @@ def train_gdn(
 
     params, static = eqx.partition(gdn, eqx.is_inexact_array)
     labels = jax.tree.map(lambda _: "denoiser", params)
-    labels = eqx.tree_at(lambda g: g.gnn, labels, jax.tree.map(lambda _: "gnn", labels.gnn))
+    gnn_labels = jax.tree.map(lambda _: "gnn", labels.gnn)
+    labels = eqx.tree_at(lambda g: g.gnn, labels, gnn_labels)
     optimiser = optax.multi_transform(
         {"denoiser": optax.adam(learning_rate), "gnn": optax.adam(gnn_learning_rate)}, labels
     )
@@ -95,7 +96,7 @@ def train_gdn(
 
     history: dict[str, list[float]] = {"loss": []}
 
-    def current() -> GDN:
+    def current() -> GDN | GNNOnly:
         return eqx.combine(params, static)
 
     def save() -> None:

@@ -19,6 +19,11 @@ next state given its own state and its neighbours', ``Z_{t+1}^i ~ P(. | Z_t^i,
     blocks, positions binned back to cells), with the model's deterministic
     bookkeeping applied (e.g. predator-prey's reserved children).  Used by rollouts.
 
+For evaluation (:mod:`agentgrad.surrogate.evaluate`) a model also declares
+``marginals(dynamic) -> {name: (values, n_categories)}`` (integer values per agent;
+``n_categories`` for a categorical block, ``None`` for an ordinal coordinate) and
+``stochastic_agents(state) -> (N,) bool`` (agents whose transition is random).
+
 ``features(model, state)`` concatenates ``[static, dynamic]``, the agent state ``Z``.
 """
 
