@@ -234,7 +234,23 @@ class Schedule(eqx.Module):
         return x
 
 
-class GDN(eqx.Module):
+class AgentNetwork(eqx.Module):
+    """What every per-agent next-state network shares: feature sizes, the neighbour
+    aggregation, and its constructor settings (for save / load)."""
+
+    static_dim: int = eqx.field(static=True)
+    dynamic_dim: int = eqx.field(static=True)
+    aggregation: str = eqx.field(static=True)
+    config: tuple = eqx.field(static=True)
+
+    def aggregate(self, aggregated: jax.Array, degree: jax.Array) -> jax.Array:
+        """The neighbour sums, divided by the degree for mean aggregation."""
+        if self.aggregation == "mean":
+            return aggregated / jnp.maximum(degree, 1.0)[:, None]
+        return aggregated
+
+
+class GDN(AgentNetwork):
     """A Graph Diffusion Network over agents with ``static_dim + dynamic_dim`` features.
 
     ``aggregation``: ``"sum"`` (predator-prey) or ``"mean"`` (Schelling) over the
@@ -248,10 +264,6 @@ class GDN(eqx.Module):
     gnn: GNN | MLP
     denoiser: Denoiser
     schedule: Schedule
-    static_dim: int = eqx.field(static=True)
-    dynamic_dim: int = eqx.field(static=True)
-    aggregation: str = eqx.field(static=True)
-    config: tuple = eqx.field(static=True)  # constructor settings, for save / load
 
     def __init__(
         self,
@@ -301,9 +313,7 @@ class GDN(eqx.Module):
         and their neighbour sums (divided by the degree for mean aggregation)."""
         if isinstance(self.gnn, MLP):  # diffusion-only ablation: one flat context
             return jnp.broadcast_to(self.gnn(z.reshape(-1)), (z.shape[0], CONDITION))
-        if self.aggregation == "mean":
-            aggregated = aggregated / jnp.maximum(degree, 1.0)[:, None]
-        return jax.vmap(self.gnn)(aggregated, z)
+        return jax.vmap(self.gnn)(self.aggregate(aggregated, degree), z)
 
     def loss(
         self,
@@ -340,16 +350,12 @@ class GDN(eqx.Module):
         return self.schedule.sample(eps_fn, (z.shape[0], self.dynamic_dim), key)
 
 
-class GNNOnly(eqx.Module):
+class GNNOnly(AgentNetwork):
     """The paper's GNN-only ablation (§4.1, App. A.2): no diffusion; a deterministic MLP
     of ``[sum_j Z^j, Z^i]`` (hidden [32, 64, 128, 128, 64, 32], LeakyReLU output as in
     the reference code) trained by MSE to the next dynamic features."""
 
     mlp: MLP
-    static_dim: int = eqx.field(static=True)
-    dynamic_dim: int = eqx.field(static=True)
-    aggregation: str = eqx.field(static=True)
-    config: tuple = eqx.field(static=True)
 
     def __init__(
         self,
@@ -375,9 +381,8 @@ class GNNOnly(eqx.Module):
         return self.mlp
 
     def predict(self, z: jax.Array, aggregated: jax.Array, degree: jax.Array) -> jax.Array:
-        if self.aggregation == "mean":
-            aggregated = aggregated / jnp.maximum(degree, 1.0)[:, None]
-        return jax.vmap(self.mlp)(jnp.concatenate([aggregated, z], axis=1))
+        inputs = jnp.concatenate([self.aggregate(aggregated, degree), z], axis=1)
+        return jax.vmap(self.mlp)(inputs)
 
     def loss(self, z, aggregated, degree, target, key) -> jax.Array:
         return jnp.mean((self.predict(z, aggregated, degree) - target) ** 2)
