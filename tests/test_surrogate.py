@@ -66,8 +66,8 @@ class Flip(ag.Model):
     def marginals(self, dynamic):
         return {"on": (np.asarray(dynamic).argmax(-1), 2)}
 
-    def stochastic_agents(self, s):
-        return s == 0
+    def stochastic_agents(self, dynamic):
+        return np.asarray(dynamic)[..., 0] > 0
 
 
 def _pp_state(size=8, n_agents=64, steps=6):
@@ -136,11 +136,13 @@ def test_sir_network_agent_view():
 
 def test_ramification_shapes_and_main_branch():
     model = PredatorPrey(size=8, n_agents=64)
-    data = ramifications(model, {}, jax.random.key(0), 5, 3)
+    data, final = ramifications(model, {}, jax.random.key(0), 5, 3)
     assert data.context.shape == (4, 64, 8) and data.aggregated.shape == (4, 64, 8)
     assert data.targets.shape == (4, 3, 64, 6) and data.degree.shape == (4, 64)
     # branch 0 is the main branch: the next context's dynamic features are its target
     np.testing.assert_array_equal(data.context[1:, :, 2:], data.targets[:-1, 0])
+    np.testing.assert_array_equal(model.agent_features(final)[1], data.targets[-1, 0])
+    assert data.observables["prey"].shape == (5,)  # t = 0 ... 4 along the main branch
     # siblings differ (independent keys), static features never change
     assert np.any(data.targets[:, 1] != data.targets[:, 0])
     assert np.all(data.context[:, :, :2] == data.context[:1, :, :2])
@@ -207,7 +209,7 @@ def flip():
     """Flip (64 agents on a ring), 3 transitions x 32 branches; a tiny GDN (hidden
     (32, 64, 32), lr 1e-3, 30 epochs) and the GNN-only ablation (20 epochs)."""
     model = Flip()
-    data = ramifications(model, {}, jax.random.key(0), 4, 32)
+    data, _ = ramifications(model, {}, jax.random.key(0), 4, 32)
     gdn = GDN(0, 2, jax.random.key(1), hidden=(32, 64, 32), gnn_hidden=(16,))
     gdn, history = train_gdn(gdn, data, jax.random.key(2), epochs=30, learning_rate=1e-3)
     gnn_only, _ = train_gdn(
@@ -248,10 +250,9 @@ def test_micro_emd_separates_the_surrogate_from_the_gnn_only_ablation(flip):
     more likely outcome), and both recover the deterministic rule (EMD < 0.05)."""
     model, _, gdn, _, gnn_only = flip
     start = (jnp.arange(64) % 2).astype(jnp.float32)
-    test = ramifications(model, {}, jax.random.key(7), 3, 32, state=start)
-    states = [start, jnp.asarray(test.context[1][:, 1])]
-    ours = micro_emd(model, gdn, test, states, jax.random.key(0))
-    ablation = micro_emd(model, gnn_only, test, states, jax.random.key(0))
+    test, _ = ramifications(model, {}, jax.random.key(7), 3, 32, state=start)
+    ours = micro_emd(model, gdn, test, jax.random.key(0))
+    ablation = micro_emd(model, gnn_only, test, jax.random.key(0))
     assert ours["emd_stochastic"] < ablation["emd_stochastic"]
     assert ours["emd_deterministic"] < 0.05 and ablation["emd_deterministic"] < 0.05
 
@@ -275,7 +276,7 @@ def test_macro_smape_and_ar1(flip):
 @pytest.fixture(scope="module")
 def small_surrogate():
     model = PredatorPrey(size=8, n_agents=64)
-    data = ramifications(model, {}, jax.random.key(0), 3, 2)
+    data, _ = ramifications(model, {}, jax.random.key(0), 3, 2)
     gdn = GDN(2, 6, jax.random.key(1), hidden=(16, 32, 16), gnn_hidden=(8,), tau_max=10)
     gdn, _ = train_gdn(gdn, data, jax.random.key(2), epochs=2, learning_rate=1e-3)
     return model, data, gdn
@@ -334,3 +335,60 @@ def test_bad_input(small_surrogate, tmp_path):
         GDNSurrogate(sir, gdn).check_compatible({}, jax.random.key(0))
     with pytest.raises(AgentgradError, match="learning_rate"):
         train_gdn(gdn, data, jax.random.key(0), epochs=1, learning_rate=float("nan"))
+
+
+def test_command_line_pipeline(tmp_path):
+    """data -> train (GDN and GNN-only) -> evaluate -> run surrogate:PATH on a tiny
+    predator-prey, and one-line errors (exit 2, nothing written) for bad input."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from agentgrad.cli import app
+
+    def invoke(*args):
+        return CliRunner().invoke(app, [str(a) for a in args])
+
+    d, s1, s2, e = (tmp_path / n for n in ("d", "s1", "s2", "e"))
+    steps = ["--grid-size", 8, "--agents", 64, "--steps", 4, "--branches", 4]
+    r = invoke("surrogate", "data", "predator-prey", *steps, "--test-steps", 3, "--out", d)
+    assert r.exit_code == 0, r.output
+    small = ["--epochs", 2, "--learning-rate", 1e-3]
+    r = invoke("surrogate", "train", d, *small, "--hidden", "16,16", "--gnn-hidden", 8, "--out", s1)
+    assert r.exit_code == 0, r.output
+    r = invoke("surrogate", "train", d, *small, "--variant", "gnn-only", "--out", s2)
+    assert r.exit_code == 0, r.output
+    r = invoke(
+        "surrogate", "evaluate", s1 / "surrogate.eqx", s2 / "surrogate.eqx", "--data", d,
+        "--runs", 4, "--steps", 5, "--out", e,
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    metrics = pd.read_csv(e / "metrics.csv")
+    assert list(metrics.variant) == ["gdn", "gnn-only", "ar1"]
+    assert np.all(np.isfinite(metrics.smape)) and (e / "forecast.png").stat().st_size > 0
+    r = invoke("run", f"surrogate:{s1 / 'surrogate.eqx'}", "--runs", 2, "--steps", 3,
+               "--out", tmp_path / "run")  # fmt: skip
+    assert r.exit_code == 0, r.output
+
+    def one_line(result, message):
+        assert result.exit_code == 2, result.output
+        assert result.output.strip().startswith("error:") and message in result.output
+
+    one_line(invoke("run", "surrogate:missing.eqx", "--out", tmp_path / "x"), "no trained")
+    one_line(invoke("surrogate", "data", "schelling", "--out", tmp_path / "y"), "no agent view")
+    assert not (tmp_path / "y").exists()
+    one_line(invoke("surrogate", "data", "predator-prey", "--branches", 0), "--branches")
+    one_line(invoke("surrogate", "train", d, "--variant", "foo"), "unknown --variant")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "provenance.json").write_text(
+        (d / "provenance.json").read_text(), encoding="utf-8"
+    )
+    (tmp_path / "bad" / "train.npz").write_bytes(b"corrupt")
+    one_line(invoke("surrogate", "train", tmp_path / "bad"), "not an agentgrad ramification")
+    other = tmp_path / "other"
+    r = invoke("surrogate", "data", "predator-prey", "--grid-size", 8, "--agents", 70,
+               "--steps", 3, "--branches", 2, "--test-steps", 2, "--out", other)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    one_line(
+        invoke("surrogate", "evaluate", s1 / "surrogate.eqx", "--data", other, "--out", e),
+        "trained on another model",
+    )

@@ -1189,5 +1189,10 @@ def main() -> None:
     app()
 
 
+from agentgrad.cli_surrogate import surrogate_app  # noqa: E402  (it imports this module)
+
+app.add_typer(surrogate_app, name="surrogate")
+
+
 if __name__ == "__main__":
     main()

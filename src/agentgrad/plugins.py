@@ -131,6 +131,10 @@ def resolve_model(spec: str) -> Any:
 
     if spec in REGISTRY:
         return REGISTRY[spec]
+    if spec.startswith("surrogate:"):  # a trained surrogate (agentgrad surrogate train)
+        from agentgrad.cli_surrogate import surrogate_entry
+
+        return surrogate_entry(spec.removeprefix("surrogate:"))
     plugins = registered_names()
     if spec in plugins:
         try:

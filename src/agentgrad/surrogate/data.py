@@ -14,6 +14,7 @@ Layout (arrays, saved by :meth:`Ramifications.save` as ``.npz``):
 ``degree``       ``(T-1, N)``      neighbour counts (for mean aggregation)
 ``targets``      ``(T-1, R, N, d)`` dynamic features of the ``R`` children; ``targets[t,
                                   0]`` is the main branch's ``Z_{t+1}``
+``obs_NAME``     ``(T,)``          the model's scalar observables along the main branch
 
 Since ``Message(x_j) = x_j``, the neighbour sums of the data are fixed and precomputed,
 so training needs no model code.
@@ -48,6 +49,7 @@ class Ramifications:
     degree: np.ndarray
     targets: np.ndarray
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+    observables: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     @property
     def n_transitions(self) -> int:
@@ -58,15 +60,18 @@ class Ramifications:
         return self.targets.shape[1]
 
     def save(self, path: str | Path) -> Path:
+        """Write a compressed ``.npz`` at exactly ``path``."""
         path = Path(path)
-        np.savez_compressed(
-            path,
-            format=FORMAT,
-            static_dim=self.static_dim,
-            meta=json.dumps(self.meta),
-            **{k: getattr(self, k) for k in ARRAYS},
-        )
-        return path if path.suffix == ".npz" else path.with_suffix(path.suffix + ".npz")
+        with path.open("wb") as f:  # a file object: numpy adds no suffix
+            np.savez_compressed(
+                f,
+                format=FORMAT,
+                static_dim=self.static_dim,
+                meta=json.dumps(self.meta),
+                **{k: getattr(self, k) for k in ARRAYS},
+                **{f"obs_{k}": v for k, v in self.observables.items()},
+            )
+        return path
 
     @classmethod
     def load(cls, path: str | Path) -> Ramifications:
@@ -77,6 +82,7 @@ class Ramifications:
                     raise ValueError(f"format {f['format']!s}")
                 data = {k: np.asarray(f[k]) for k in ARRAYS}
                 static_dim, meta = int(f["static_dim"]), json.loads(str(f["meta"]))
+                obs = {k[4:]: np.asarray(f[k]) for k in f.files if k.startswith("obs_")}
         except FileNotFoundError:
             raise AgentgradError(f"no ramification file at {path}") from None
         except Exception as err:  # zip, key or json errors: not our file
@@ -88,7 +94,7 @@ class Ramifications:
         expected = {"context": (T, N), "aggregated": (T, N), "degree": (T, N)}
         if any(data[k].shape[:2] != v for k, v in expected.items()):
             raise AgentgradError(f"{path}: arrays of inconsistent shapes; regenerate it")
-        return cls(static_dim, meta=meta, **data)
+        return cls(static_dim, meta=meta, observables=obs, **data)
 
 
 def agent_graph_inputs(model: Any, state: Any) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -106,10 +112,12 @@ def ramifications(
     n_steps: int,
     n_branches: int,
     state: Any = None,
-) -> Ramifications:
+) -> tuple[Ramifications, Any]:
     """Simulate a ramification dataset of ``n_steps`` main-branch states (``n_steps - 1``
     transitions) with ``n_branches`` children each, from ``state`` (default: the model's
-    initial state from ``key``).  Branches are vmapped, steps scanned."""
+    initial state from ``key``); branches are vmapped, steps scanned.  Returns the data and
+    the last main-branch state ``Z_{T-1}[0]`` (where the paper's test ramification and
+    forecasts start)."""
     require_agent_view(model)
     if not isinstance(n_steps, int) or n_steps < 2:
         raise AgentgradError(f"n_steps (T) must be an integer >= 2, got {n_steps!r}")
@@ -131,23 +139,32 @@ def ramifications(
             z, agg, deg = agent_graph_inputs(model, s)
             targets = jax.vmap(lambda c: model.agent_features(c)[1])(children)
             main = jax.tree.map(lambda a: a[0], children)
-            return main, (z, agg, deg, targets)
+            obs = model.observe(main, params, t + 1.0)
+            return main, (z, agg, deg, targets, obs)
 
         ts = jnp.arange(n_steps - 1, dtype=jnp.float32)
         return jax.lax.scan(one_step, state, (ts, jax.random.split(k_run, n_steps - 1)))
 
-    _, (z, agg, deg, targets) = run(state, k_run)
+    final, (z, agg, deg, targets, obs) = run(state, k_run)
+    first = model.observe(state, params, jnp.float32(0.0))
+    series = {
+        k: np.concatenate([[np.asarray(first[k])], np.asarray(v)])
+        for k, v in obs.items()
+        if np.ndim(v) == 1
+    }
     meta = {
         "model": type(model).__name__,
         "params": {k: float(v) for k, v in params.items()},
         "n_steps": n_steps,
         "n_branches": n_branches,
     }
-    return Ramifications(
+    data = Ramifications(
         static_dim,
         np.asarray(z),
         np.asarray(agg),
         np.asarray(deg),
         np.asarray(targets),
         meta,
+        series,
     )
+    return data, final

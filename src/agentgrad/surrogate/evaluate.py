@@ -7,7 +7,7 @@ every agent ``i``, the earth mover's distance between the ``R`` outcomes of the 
 (``model.marginals(dynamic)``: categorical blocks with unit ground distance, computed by
 POT's ``ot.emd2`` on the histograms; ordinal coordinates by
 ``scipy.stats.wasserstein_distance``).  Reported overall and split by rule type:
-agents whose transition is stochastic (``model.stochastic_agents(state)``, e.g. Alive
+agents whose transition is stochastic (``model.stochastic_agents(dynamic)``, e.g. Alive
 predators and prey) and the rest (deterministic rules).
 
 **Macro** (:func:`macro_smape`): ``runs`` free rollouts of ``steps`` steps of the ABM and
@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agentgrad.engine import ensemble
+from agentgrad.engine import Model, ensemble
 from agentgrad.errors import AgentgradError
 from agentgrad.metrics import smape
 from agentgrad.params import Params
@@ -63,19 +63,10 @@ def ordinal_emd(a: np.ndarray, b: np.ndarray) -> float:
     return float(wasserstein_distance(a, b))
 
 
-def micro_emd(
-    model: Any,
-    network: Any,
-    test: Ramifications,
-    states: Sequence[Any],
-    key: jax.Array,
-) -> dict[str, float]:
-    """Mean EMD over agents and conditions, per marginal and by rule type.
-
-    ``states[t]`` is the main-branch state of condition ``t`` (for the rule-type split);
-    the surrogate draws ``test.n_branches`` outcomes per condition."""
-    if len(states) != test.n_transitions:
-        raise AgentgradError("micro_emd needs one main-branch state per test condition")
+def micro_emd(model: Any, network: Any, test: Ramifications, key: jax.Array) -> dict[str, float]:
+    """Mean EMD over agents and conditions, per marginal and by rule type (the rule type
+    of agent ``i`` at condition ``t`` from its current dynamic features); the surrogate
+    draws ``test.n_branches`` outcomes per condition."""
     sample = eqx.filter_jit(
         eqx.filter_vmap(lambda z, a, d, k: network.sample(z, a, d, k), in_axes=(None,) * 3 + (0,))
     )
@@ -88,7 +79,8 @@ def micro_emd(
         )
         true = model.marginals(test.targets[t])  # name -> (values (R, N), n_categories)
         fake = model.marginals(draws)
-        stochastic = np.asarray(model.stochastic_agents(states[t]))
+        current = np.asarray(test.context[t][:, test.static_dim :])
+        stochastic = np.asarray(model.stochastic_agents(current))
         for i in range(z.shape[0]):
             total = 0.0
             for name, (values, n_cat) in true.items():
@@ -102,6 +94,27 @@ def micro_emd(
     for k, v in rows.items():
         out[f"emd_{k}"] = float(np.mean(v)) if v else float("nan")
     return out
+
+
+class FromState(Model):
+    """``base`` started from a given ``state`` (for rollouts from the last training
+    state)."""
+
+    base: Model
+    state: Any
+
+    @property
+    def param_space(self):
+        return self.base.param_space
+
+    def init(self, params: Params, key: jax.Array) -> Any:
+        return self.state
+
+    def step(self, state: Any, params: Params, key: jax.Array, t: jax.Array) -> Any:
+        return self.base.step(state, params, key, t)
+
+    def observe(self, state: Any, params: Params, t: jax.Array) -> dict[str, jax.Array]:
+        return self.base.observe(state, params, t)
 
 
 def macro_smape(

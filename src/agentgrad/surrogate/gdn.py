@@ -395,11 +395,9 @@ NETWORKS = {"GDN": GDN, "GNNOnly": GNNOnly}
 FORMAT = "agentgrad-gdn-1"
 
 
-def save_gdn(path: str | Path, gdn: GDN | GNNOnly, meta: dict[str, Any] | None = None) -> Path:
-    """Write the weights (``path``) and a JSON header (``path.json``: format, settings,
-    ``meta`` such as the model it surrogates and the training history)."""
-    from agentgrad.outputs import write_atomic
-
+def save_gdn(path: str | Path, gdn: AgentNetwork, meta: dict[str, Any] | None = None) -> Path:
+    """Write one file: a JSON header line (format, class, settings, ``meta`` such as the
+    model it surrogates and the training history), then the weights."""
     path = Path(path)
     header = {
         "format": FORMAT,
@@ -407,28 +405,29 @@ def save_gdn(path: str | Path, gdn: GDN | GNNOnly, meta: dict[str, Any] | None =
         "config": dict(gdn.config),
         "meta": meta or {},
     }
-    write_atomic(path, lambda p: eqx.tree_serialise_leaves(p, gdn))
-    write_atomic(Path(f"{path}.json"), lambda p: p.write_text(json.dumps(header), encoding="utf-8"))
+    with path.open("wb") as f:
+        f.write(json.dumps(header).encode("utf-8") + b"\n")
+        eqx.tree_serialise_leaves(f, gdn)
     return path
 
 
-def load_gdn(path: str | Path) -> tuple[GDN | GNNOnly, dict[str, Any]]:
-    """Read a GDN written by :func:`save_gdn`; returns ``(gdn, meta)``."""
+def load_gdn(path: str | Path) -> tuple[AgentNetwork, dict[str, Any]]:
+    """Read a network written by :func:`save_gdn`; returns ``(network, meta)``."""
     path = Path(path)
     try:
-        header = json.loads(Path(f"{path}.json").read_text(encoding="utf-8"))
-        if header.get("format") != FORMAT:
-            raise ValueError(f"format {header.get('format')!r}")
-        config = dict(header["config"])
-        static_dim, dynamic_dim = config.pop("static_dim"), config.pop("dynamic_dim")
-        cls = NETWORKS[header.get("class", "GDN")]
-        template = cls(static_dim, dynamic_dim, jax.random.key(0), **config)
-        gdn = eqx.tree_deserialise_leaves(path, template)
-    except FileNotFoundError as err:
+        with path.open("rb") as f:
+            header = json.loads(f.readline().decode("utf-8"))
+            if header.get("format") != FORMAT:
+                raise ValueError(f"format {header.get('format')!r}")
+            config = dict(header["config"])
+            static_dim, dynamic_dim = config.pop("static_dim"), config.pop("dynamic_dim")
+            cls = NETWORKS[header.get("class", "GDN")]
+            template = cls(static_dim, dynamic_dim, jax.random.key(0), **config)
+            gdn = eqx.tree_deserialise_leaves(f, template)
+    except FileNotFoundError:
         raise AgentgradError(
-            f"no trained surrogate at {path} ({err.filename} missing); train one with "
-            "`agentgrad surrogate train`"
+            f"no trained surrogate at {path}; train one with `agentgrad surrogate train`"
         ) from None
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError) as err:
         raise AgentgradError(f"{path} is not an agentgrad surrogate checkpoint ({err})") from None
     return gdn, header.get("meta", {})

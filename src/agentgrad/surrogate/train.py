@@ -101,7 +101,10 @@ def train_gdn(
 
     def save() -> None:
         if checkpoint is not None:
-            save_gdn(checkpoint, current(), {"history": history, "data": data.meta})
+            from agentgrad.outputs import write_atomic
+
+            meta = {"history": history, "data": data.meta}
+            write_atomic(checkpoint, lambda p: save_gdn(p, current(), meta))
 
     with progress_bar(progress, epochs, "training") as bar:
         for e in range(epochs):
