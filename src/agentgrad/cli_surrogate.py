@@ -139,6 +139,7 @@ def train_command(
     ] = None,
     hidden: Annotated[str, typer.Option(help="denoiser widths")] = "128,256,1024,1024,256,128",
     gnn_hidden: Annotated[str, typer.Option(help="GNN widths")] = "32,64,128",
+    condition: Annotated[int, typer.Option(help="condition / graph-embedding width")] = 256,
     aggregation: Annotated[str, typer.Option(help="sum | mean over neighbours")] = "sum",
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     out: Annotated[str, typer.Option(help="output directory")] = "surrogate",
@@ -153,8 +154,8 @@ def train_command(
         fail(f"unknown --variant {variant!r}; choose {', '.join(VARIANTS)}")
     if aggregation not in ("sum", "mean"):
         fail(f"--aggregation must be sum or mean, got {aggregation!r}")
-    if epochs < 1:
-        fail(f"--epochs must be a positive integer, got {epochs}")
+    if epochs < 1 or condition < 1:
+        fail(f"--epochs and --condition must be positive integers, got {epochs}, {condition}")
     widths, gnn_widths = _ints(hidden, "--hidden"), _ints(gnn_hidden, "--gnn-hidden")
     if len(widths) < 2:
         fail("--hidden needs at least two widths")
@@ -175,6 +176,7 @@ def train_command(
             gnn_hidden=gnn_widths,
             context="graph" if variant == "gdn" else "flat",
             n_agents=train.context.shape[1],
+            condition=condition,
         )
     with _interruptible_training():
         net, history = train_gdn(

@@ -105,11 +105,11 @@ class ConditionBlock(eqx.Module):
     second: eqx.nn.Linear
     residual: eqx.nn.Linear | None
 
-    def __init__(self, d_in: int, d_out: int, key: jax.Array):
+    def __init__(self, d_in: int, d_out: int, key: jax.Array, condition: int = CONDITION):
         k = jax.random.split(key, 4)
         self.norm = eqx.nn.LayerNorm(d_in)
         self.first = _linear(d_in, d_out, k[0], "xavier")
-        self.cond = _linear(CONDITION, d_out, k[1], "xavier")
+        self.cond = _linear(condition, d_out, k[1], "xavier")
         self.second = _linear(d_out, d_out, k[2], "xavier")
         self.residual = _linear(d_in, d_out, k[3], "xavier") if d_in != d_out else None
 
@@ -138,19 +138,22 @@ class Denoiser(eqx.Module):
         hidden: Sequence[int] = HIDDEN,
         time_embedding_dim: int | None = None,
         output_activation: str = "leaky_relu",
+        condition: int = CONDITION,
     ):
         if output_activation not in ("leaky_relu", "linear"):
             raise ValueError("output_activation must be 'leaky_relu' (code) or 'linear'")
         k = jax.random.split(key, 6)
         self.time_dim = time_embedding_dim or dim
         t_in = 2 * (self.time_dim // 2 or self.time_dim)
-        self.time_mlp = MLP([t_in, CONDITION, CONDITION], k[0])
-        self.state_mlp = MLP([dim, CONDITION, CONDITION, CONDITION], k[1])
-        self.graph_mlp = MLP([CONDITION, CONDITION, CONDITION, CONDITION], k[2])
+        c = condition
+        self.time_mlp = MLP([t_in, c, c], k[0])
+        self.state_mlp = MLP([dim, c, c, c], k[1])
+        self.graph_mlp = MLP([c, c, c, c], k[2])
         self.first = _linear(dim, hidden[0], k[3], "xavier")
         keys = jax.random.split(k[4], len(hidden) - 1)
         self.blocks = [
-            ConditionBlock(a, b, kk) for a, b, kk in zip(hidden[:-1], hidden[1:], keys, strict=True)
+            ConditionBlock(a, b, kk, c)
+            for a, b, kk in zip(hidden[:-1], hidden[1:], keys, strict=True)
         ]
         self.last = _linear(hidden[-1], dim, k[5], "xavier")
         self.output_activation = output_activation
@@ -173,8 +176,14 @@ class GNN(eqx.Module):
 
     mlp: MLP
 
-    def __init__(self, state_dim: int, key: jax.Array, hidden: Sequence[int] = GNN_HIDDEN):
-        self.mlp = MLP([2 * state_dim, *hidden, CONDITION], key, act_last=True)
+    def __init__(
+        self,
+        state_dim: int,
+        key: jax.Array,
+        hidden: Sequence[int] = GNN_HIDDEN,
+        condition: int = CONDITION,
+    ):
+        self.mlp = MLP([2 * state_dim, *hidden, condition], key, act_last=True)
 
     def __call__(self, aggregated: jax.Array, z: jax.Array) -> jax.Array:
         return self.mlp(jnp.concatenate([aggregated, z]))
@@ -254,7 +263,9 @@ class GDN(AgentNetwork):
     """A Graph Diffusion Network over agents with ``static_dim + dynamic_dim`` features.
 
     ``aggregation``: ``"sum"`` (predator-prey) or ``"mean"`` (Schelling) over the
-    neighbours (§3).  ``hidden`` / ``gnn_hidden`` default to Table 1.
+    neighbours (§3).  ``hidden`` / ``gnn_hidden`` / ``condition`` (the width of the
+    condition and graph embedding, 256) default to Table 1; smaller widths make CPU
+    training feasible.
 
     ``context="flat"`` is the paper's diffusion-only ablation (§4.1): the GNN embedding
     is replaced by an MLP of the flat concatenation of all ``n_agents`` agent states,
@@ -279,6 +290,7 @@ class GDN(AgentNetwork):
         output_activation: str = "leaky_relu",
         context: str = "graph",
         n_agents: int | None = None,
+        condition: int = CONDITION,
     ):
         if context not in ("graph", "flat") or (context == "flat" and not n_agents):
             raise ValueError("context must be 'graph', or 'flat' with n_agents")
@@ -289,10 +301,12 @@ class GDN(AgentNetwork):
         k_gnn, k_den = jax.random.split(key)
         width = static_dim + dynamic_dim
         if context == "graph":
-            self.gnn = GNN(width, k_gnn, gnn_hidden)
+            self.gnn = GNN(width, k_gnn, gnn_hidden, condition)
         else:
-            self.gnn = MLP([n_agents * width, CONDITION, CONDITION], k_gnn, act_last=True)
-        self.denoiser = Denoiser(dynamic_dim, k_den, hidden, time_embedding_dim, output_activation)
+            self.gnn = MLP([n_agents * width, condition, condition], k_gnn, act_last=True)
+        self.denoiser = Denoiser(
+            dynamic_dim, k_den, hidden, time_embedding_dim, output_activation, condition
+        )
         self.schedule = Schedule(tau_max)
         self.static_dim, self.dynamic_dim, self.aggregation = static_dim, dynamic_dim, aggregation
         self.config = (
@@ -306,13 +320,15 @@ class GDN(AgentNetwork):
             ("output_activation", output_activation),
             ("context", context),
             ("n_agents", n_agents),
+            ("condition", condition),
         )
 
     def embed(self, z: jax.Array, aggregated: jax.Array, degree: jax.Array) -> jax.Array:
-        """Per-agent graph embedding ``g`` ``(N, 256)`` from the full states ``z`` ``(N, s+d)``
-        and their neighbour sums (divided by the degree for mean aggregation)."""
+        """Per-agent graph embedding ``g`` ``(N, condition)`` from the full states ``z``
+        ``(N, s+d)`` and their neighbour sums (divided by the degree for mean aggregation)."""
         if isinstance(self.gnn, MLP):  # diffusion-only ablation: one flat context
-            return jnp.broadcast_to(self.gnn(z.reshape(-1)), (z.shape[0], CONDITION))
+            flat = self.gnn(z.reshape(-1))
+            return jnp.broadcast_to(flat, (z.shape[0], flat.shape[0]))
         return jax.vmap(self.gnn)(self.aggregate(aggregated, degree), z)
 
     def loss(
