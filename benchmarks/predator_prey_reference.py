@@ -39,11 +39,16 @@ def run_reference(root: Path, runs: int, steps: int, out: Path) -> None:
     """Mean and sd of active predators / prey per step of the reference code."""
     if not (root / "models" / "abm" / "predatorprey.py").is_file():
         sys.exit(f"error: {root} is not a checkout of fracozzi/ABM-Graph-Diffusion-Network")
+    import os
+
     import torch
 
+    out, cwd = out.resolve(), os.getcwd()
     here = Path(__file__).resolve().parent  # benchmarks/models.py would shadow theirs
     sys.path = [str(root)] + [p for p in sys.path if Path(p or ".").resolve() != here]
     from models.abm.predatorprey import PredatorPreyABM  # the reference code, unmodified
+
+    os.chdir(cwd)  # importing it changes the working directory to its checkout
 
     torch.set_num_threads(1)
     rows = []
