@@ -1,6 +1,6 @@
 """agentgrad: differentiable agent-based models in JAX."""
 
-from agentgrad import gradients, models, sensitivity, soft, stochad
+from agentgrad import gradients, metrics, models, sensitivity, soft, stochad, surrogate
 from agentgrad.calibration import GVI, calibrate
 from agentgrad.calibration.sbi import ABC, NLE, NPE, NRE, SNLE, SNPE, SNVI
 from agentgrad.engine import GradientValidityWarning, Model, Trajectory, ensemble, simulate
@@ -51,10 +51,12 @@ __all__ = [
     "geometric",
     "gradients",
     "graphs",
+    "metrics",
     "models",
     "poisson",
     "sensitivity",
     "simulate",
     "soft",
     "stochad",
+    "surrogate",
 ]
