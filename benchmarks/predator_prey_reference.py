@@ -18,12 +18,11 @@ runs), prints the sMAPE (GDN Eq. 7) per Psi and, with ``--figure``, draws both.
 
 from __future__ import annotations
 
-import argparse
 import csv
-import sys
 import time
 from pathlib import Path
 
+import _reference
 import numpy as np
 
 STEPS = 35
@@ -37,19 +36,11 @@ ROWS = {  # the reference's Psi tables: rows pred+prey, pred alone, prey+pred, p
 
 def run_reference(root: Path, runs: int, steps: int, out: Path) -> None:
     """Mean and sd of active predators / prey per step of the reference code."""
-    if not (root / "models" / "abm" / "predatorprey.py").is_file():
-        sys.exit(f"error: {root} is not a checkout of fracozzi/ABM-Graph-Diffusion-Network")
-    import os
-
     import torch
 
-    out, cwd = out.resolve(), os.getcwd()
-    here = Path(__file__).resolve().parent  # benchmarks/models.py would shadow theirs
-    sys.path = [str(root)] + [p for p in sys.path if Path(p or ".").resolve() != here]
-    from models.abm.predatorprey import PredatorPreyABM  # the reference code, unmodified
-
-    os.chdir(cwd)  # importing it changes the working directory to its checkout
-
+    PredatorPreyABM = _reference.import_reference(
+        root, "models.abm.predatorprey", "PredatorPreyABM"
+    )
     torch.set_num_threads(1)
     rows = []
     for name, alive_rows in ROWS.items():
@@ -129,36 +120,17 @@ def compare(reference: Path, runs: int, figure: str | None) -> None:
         fig, axes = plt.subplots(1, 4, figsize=(16, 3.6), sharey=True)
         for ax, (name, (ours, ref, ref_sd)) in zip(axes, results.items(), strict=True):
             for k, colour in (("prey", "tab:green"), ("predators", "tab:red")):
+                _reference.draw(ax, ours[k], ref[k], colour, k)
                 t = np.arange(len(ref[k]))
-                m, sd = ours[k].mean(0), ours[k].std(0, ddof=1)
-                ax.plot(t, m, color=colour, label=f"{k}, agentgrad")
-                ax.fill_between(t, m - sd, m + sd, color=colour, alpha=0.15)
-                ax.plot(t, ref[k], "--", color=colour, label=f"{k}, reference code")
                 ax.fill_between(t, ref[k] - ref_sd[k], ref[k] + ref_sd[k], color="0.5", alpha=0.1)
             ax.set_title(f"{name}")
             ax.set_xlabel("step")
         axes[0].set_ylabel("active agents (mean ± sd)")
         axes[0].legend(fontsize=7)
-        fig.tight_layout()
-        Path(figure).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(figure, dpi=120)
-        print(f"wrote {figure}")
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reference", help="checkout of the GDN repository (reruns it)")
-    parser.add_argument("--runs", type=int, default=100)
-    parser.add_argument("--steps", type=int, default=STEPS)
-    parser.add_argument("--csv", default="tests/data/predator_prey_reference.csv")
-    parser.add_argument("--figure", help="PNG of both models' trajectories per Psi")
-    args = parser.parse_args()
-    if args.runs < 2 or args.steps < 1:
-        sys.exit("error: --runs must be >= 2 and --steps >= 1")
-    if args.reference:
-        run_reference(Path(args.reference), args.runs, args.steps, Path(args.csv))
-    compare(Path(args.csv), args.runs, args.figure)
+        _reference.save(fig, figure)
 
 
 if __name__ == "__main__":
-    main()
+    _reference.main(
+        __doc__, run_reference, compare, 100, STEPS, "tests/data/predator_prey_reference.csv"
+    )

@@ -11,6 +11,7 @@ from agentgrad.models.amof import AMOF, AMOF_PARAMS
 from agentgrad.models.ode import sir_mean_field, sir_ode
 from agentgrad.models.predator_prey import PREDATOR_PREY_PARAMS, PRESETS, PredatorPrey, preset
 from agentgrad.models.schelling import SCHELLING_PARAMS, Schelling
+from agentgrad.models.schelling_agents import SCHELLING_AGENTS_PARAMS, XI, SchellingAgents
 from agentgrad.models.seirm import SEIRM, SEIRM_PARAMS
 from agentgrad.models.sir_network import SIR_NETWORK_PARAMS, SIRNetwork, SIRState
 from agentgrad.models.sirs_grid import SIRS_GRID_PARAMS, SIRSGrid
@@ -176,6 +177,16 @@ REGISTRY: dict[str, ModelEntry] = {
         _build_schelling,
         model_class=Schelling,
     ),
+    "schelling-agents": ModelEntry(
+        "schelling-agents",
+        "Schelling with individual agents, the GDN reference code's rules (--preset xi1..xi3)",
+        SCHELLING_AGENTS_PARAMS,
+        25,
+        (),
+        lambda o: SchellingAgents(),
+        {name: {"threshold": xi} for name, xi in XI.items()},
+        model_class=SchellingAgents,
+    ),
 }
 
 __all__ = [
@@ -186,6 +197,7 @@ __all__ = [
     "ModelEntry",
     "SIRNetwork",
     "Schelling",
+    "SchellingAgents",
     "SIRSGrid",
     "SEIRM",
     "SIRState",

@@ -303,9 +303,9 @@ class PredatorPrey(Model):
         """For surrogate evaluation: the phase as a 4-category marginal (App. C.4)."""
         return {"phase": (np.asarray(dynamic)[..., :4].argmax(-1), 4)}
 
-    def stochastic_agents(self, dynamic) -> np.ndarray:
+    def stochastic_agents(self, s: PredatorPreyState, params: Params) -> jax.Array:
         """Agents whose next phase is drawn (Alive); the others follow fixed rules."""
-        return np.asarray(dynamic)[..., ALIVE] > 0
+        return s.phase[ALIVE] > 0
 
     def observe(self, s: PredatorPreyState, params: Params, t: jax.Array) -> dict[str, jax.Array]:
         active = s.phase[ALIVE] + s.phase[PREGNANT]

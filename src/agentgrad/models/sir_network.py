@@ -167,9 +167,9 @@ class SIRNetwork(Model):
         """For surrogate evaluation: the compartment as a 3-category marginal."""
         return {"compartment": (np.asarray(dynamic).argmax(-1), 3)}
 
-    def stochastic_agents(self, dynamic) -> np.ndarray:
+    def stochastic_agents(self, state: SIRState, params: Params) -> jax.Array:
         """Susceptible and infected agents move at random; recovered ones stay."""
-        return np.asarray(dynamic)[..., 2] == 0
+        return state.recovered == 0
 
     def observe(self, state: SIRState, params: Params, t: jax.Array) -> dict[str, jax.Array]:
         n = self.n_agents

@@ -12,6 +12,8 @@ Layout (arrays, saved by :meth:`Ramifications.save` as ``.npz``):
 ``context``      ``(T-1, N, s+d)`` full agent states ``Z_t`` of the main branch
 ``aggregated``   ``(T-1, N, s+d)`` their neighbour sums ``sum_{j in N_t(i)} Z_t^j``
 ``degree``       ``(T-1, N)``      neighbour counts (for mean aggregation)
+``stochastic``   ``(T-1, N)``      agents whose transition is random (``model.
+                                  stochastic_agents``; all True if it has none)
 ``targets``      ``(T-1, R, N, d)`` dynamic features of the ``R`` children; ``targets[t,
                                   0]`` is the main branch's ``Z_{t+1}``
 ``obs_NAME``     ``(T,)``          the model's scalar observables along the main branch
@@ -36,7 +38,7 @@ from agentgrad.params import Params
 from agentgrad.surrogate.view import features, require_agent_view
 
 FORMAT = "agentgrad-ramifications-1"
-ARRAYS = ("context", "aggregated", "degree", "targets")
+ARRAYS = ("context", "aggregated", "degree", "targets", "stochastic")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +50,7 @@ class Ramifications:
     aggregated: np.ndarray
     degree: np.ndarray
     targets: np.ndarray
+    stochastic: np.ndarray
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
     observables: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
@@ -91,7 +94,7 @@ class Ramifications:
                 "`agentgrad surrogate data`"
             ) from None
         T, R, N, d = data["targets"].shape
-        expected = {"context": (T, N), "aggregated": (T, N), "degree": (T, N)}
+        expected = {k: (T, N) for k in ("context", "aggregated", "degree", "stochastic")}
         if any(data[k].shape[:2] != v for k, v in expected.items()):
             raise AgentgradError(f"{path}: arrays of inconsistent shapes; regenerate it")
         return cls(static_dim, meta=meta, observables=obs, **data)
@@ -137,15 +140,19 @@ def ramifications(
                 jax.random.split(k, n_branches)
             )
             z, agg, deg = agent_graph_inputs(model, s)
+            if callable(getattr(model, "stochastic_agents", None)):
+                stochastic = model.stochastic_agents(s, params).astype(bool)
+            else:
+                stochastic = jnp.ones(z.shape[0], bool)
             targets = jax.vmap(lambda c: model.agent_features(c)[1])(children)
             main = jax.tree.map(lambda a: a[0], children)
             obs = model.observe(main, params, t + 1.0)
-            return main, (z, agg, deg, targets, obs)
+            return main, (z, agg, deg, targets, stochastic, obs)
 
         ts = jnp.arange(n_steps - 1, dtype=jnp.float32)
         return jax.lax.scan(one_step, state, (ts, jax.random.split(k_run, n_steps - 1)))
 
-    final, (z, agg, deg, targets, obs) = run(state, k_run)
+    final, (z, agg, deg, targets, stochastic, obs) = run(state, k_run)
     first = model.observe(state, params, jnp.float32(0.0))
     series = {
         k: np.concatenate([[np.asarray(first[k])], np.asarray(v)])
@@ -164,6 +171,7 @@ def ramifications(
         np.asarray(agg),
         np.asarray(deg),
         np.asarray(targets),
+        np.asarray(stochastic),
         meta,
         series,
     )

@@ -7,7 +7,8 @@ every agent ``i``, the earth mover's distance between the ``R`` outcomes of the 
 (``model.marginals(dynamic)``: categorical blocks with unit ground distance, computed by
 POT's ``ot.emd2`` on the histograms; ordinal coordinates by
 ``scipy.stats.wasserstein_distance``).  Reported overall and split by rule type:
-agents whose transition is stochastic (``model.stochastic_agents(dynamic)``, e.g. Alive
+agents whose transition is stochastic (``model.stochastic_agents``, stored with the
+data; e.g. Alive
 predators and prey) and the rest (deterministic rules).
 
 **Macro** (:func:`macro_smape`): ``runs`` free rollouts of ``steps`` steps of the ABM and
@@ -64,9 +65,9 @@ def ordinal_emd(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def micro_emd(model: Any, network: Any, test: Ramifications, key: jax.Array) -> dict[str, float]:
-    """Mean EMD over agents and conditions, per marginal and by rule type (the rule type
-    of agent ``i`` at condition ``t`` from its current dynamic features); the surrogate
-    draws ``test.n_branches`` outcomes per condition."""
+    """Mean EMD over agents and conditions, per marginal and by rule type
+    (``test.stochastic``); the surrogate draws ``test.n_branches`` outcomes per
+    condition."""
     sample = eqx.filter_jit(
         eqx.filter_vmap(lambda z, a, d, k: network.sample(z, a, d, k), in_axes=(None,) * 3 + (0,))
     )
@@ -79,8 +80,7 @@ def micro_emd(model: Any, network: Any, test: Ramifications, key: jax.Array) -> 
         )
         true = model.marginals(test.targets[t])  # name -> (values (R, N), n_categories)
         fake = model.marginals(draws)
-        current = np.asarray(test.context[t][:, test.static_dim :])
-        stochastic = np.asarray(model.stochastic_agents(current))
+        stochastic = test.stochastic[t]
         for i in range(z.shape[0]):
             total = 0.0
             for name, (values, n_cat) in true.items():

@@ -22,8 +22,8 @@ next state given its own state and its neighbours', ``Z_{t+1}^i ~ P(. | Z_t^i,
 For evaluation (:mod:`agentgrad.surrogate.evaluate`) a model also declares
 ``marginals(dynamic) -> {name: (values, n_categories)}`` (integer values per agent;
 ``n_categories`` for a categorical block, ``None`` for an ordinal coordinate) and
-``stochastic_agents(dynamic) -> (N,) bool`` (agents whose transition is random, from
-their current dynamic features).
+``stochastic_agents(state, params) -> (N,) bool`` (agents whose transition is random;
+stored with the ramification data).
 
 ``features(model, state)`` concatenates ``[static, dynamic]``, the agent state ``Z``.
 """
