@@ -22,6 +22,7 @@ from agentgrad.cli import (  # noqa: I001
     ModelOptions,
     _check_seed,
     _Group,
+    _interruptible,
     _json_writer,
     _provenance,
     _setup,
@@ -178,7 +179,7 @@ def train_command(
             n_agents=train.context.shape[1],
             condition=condition,
         )
-    with _interruptible_training():
+    with _interruptible("interrupted (Ctrl-C) during training; nothing was written"):
         net, history = train_gdn(
             net,
             train,
@@ -223,12 +224,6 @@ def train_command(
         f"{variant}: loss {history['loss'][0]:.4g} -> {history['loss'][-1]:.4g} in {epochs} "
         f"epochs; wrote {out / 'surrogate.eqx'}"
     )
-
-
-def _interruptible_training():
-    from agentgrad.cli import _interruptible
-
-    return _interruptible("interrupted (Ctrl-C) during training; nothing was written")
 
 
 @surrogate_app.command("evaluate")
