@@ -10,6 +10,8 @@ from agentgrad.params import Beta, LogNormal, Normal, Param, ParamSpace, Prior, 
 from agentgrad.sampling import bernoulli, binomial, categorical, geometric, poisson
 from agentgrad.spaces import Graph, Grid, graphs
 from agentgrad.stochad import SmoothedStochasticDerivative, StochasticDerivative
+from agentgrad.substeps import Substep, SubstepModel
+from agentgrad.training import TrainingError, TrainResult, train
 
 __version__ = "0.1.0"
 
@@ -41,6 +43,10 @@ __all__ = [
     "SmoothedStochasticDerivative",
     "StochasticDerivative",
     "StraightThrough",
+    "Substep",
+    "SubstepModel",
+    "TrainResult",
+    "TrainingError",
     "Trajectory",
     "Uniform",
     "bernoulli",
@@ -59,4 +65,5 @@ __all__ = [
     "soft",
     "stochad",
     "surrogate",
+    "train",
 ]

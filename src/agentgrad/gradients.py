@@ -253,14 +253,19 @@ def ad_gradients(
 
 
 def with_estimator(model: Model, estimator: Estimator) -> Model:
-    """A copy of ``model`` drawing with ``estimator`` (needs an ``estimator`` field)."""
+    """A copy of ``model`` drawing with ``estimator``: every :class:`Estimator` in the
+    model (its ``estimator`` field and those of its substeps) is replaced."""
     if not hasattr(model, "estimator"):
         raise AgentgradError(
             f"{type(model).__name__} makes no parameter-dependent random draws, so gradient "
             "estimators do not apply; compare its own surrogate gradient (estimator label "
             "'model')"
         )
-    return eqx.tree_at(lambda m: m.estimator, model, estimator)
+
+    def is_estimator(x) -> bool:
+        return isinstance(x, Estimator)
+
+    return jax.tree.map(lambda x: estimator if is_estimator(x) else x, model, is_leaf=is_estimator)
 
 
 @dataclass(frozen=True)

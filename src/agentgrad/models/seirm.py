@@ -38,13 +38,13 @@ import numpy as np
 from scipy import stats
 
 from agentgrad import soft
-from agentgrad.engine import Model
 from agentgrad.estimators import Estimator, StraightThrough
 from agentgrad.models._checks import sir_estimator_warning
 from agentgrad.models.population import Population
 from agentgrad.params import Param, Params, ParamSpace, real_dtype
 from agentgrad.sampling import bernoulli
 from agentgrad.spaces.graphs import Graph
+from agentgrad.substeps import Substep, SubstepModel
 
 SEIRM_PARAMS = ParamSpace(
     {
@@ -80,12 +80,130 @@ class SEIRMState(eqx.Module):
     infectious_days: jax.Array  # (N,) d_I
     dose1: jax.Array  # (N,) 0/1 (estimator tangent)
     dose1_day: jax.Array  # (N,) day of dose 1 (inf if none)
+    exposures: jax.Array  # (N,) 0/1 exposed today (written by transmission)
     new_infected: jax.Array  # () exposures this step
     new_dead: jax.Array  # () deaths this step
 
 
-class SEIRM(Model):
-    """SEIRM with vaccination on a population's contact network (see module docstring)."""
+def protection(
+    s: SEIRMState, params: Params, t: jax.Array, efficacy: tuple[float, float], sigma: float
+) -> jax.Array:
+    """Vaccine protection per agent at day ``t`` (dose-2 switch by a soft step)."""
+    since = jnp.where(jnp.isfinite(s.dose1_day), t - s.dose1_day, -1e4)
+    second = soft.step(since - params["second_dose_delay"], "gaussian", sigma)
+    return s.dose1 * (efficacy[0] + (efficacy[1] - efficacy[0]) * second)
+
+
+class Vaccination(Substep):
+    """Unvaccinated living agents take dose 1 with probability ``vaccination_rate``."""
+
+    name: ClassVar[str] = "vaccination"
+    estimator: Estimator
+
+    def policy(self, observation, s: SEIRMState, params: Params, key, t) -> jax.Array:
+        dead = jax.lax.stop_gradient(s.stage[4])
+        eligible = (jnp.isinf(s.dose1_day) & (dead == 0)).astype(real_dtype())
+        return bernoulli(key, params["vaccination_rate"], self.estimator, eligible.shape) * eligible
+
+    def transition(self, s: SEIRMState, new_dose, params, key, t) -> dict[str, jax.Array]:
+        tf = t.astype(real_dtype())
+        dose1_day = jnp.where(jax.lax.stop_gradient(new_dose) > 0, tf, s.dose1_day)
+        return {"dose1": s.dose1 + new_dose, "dose1_day": dose1_day}
+
+
+class Transmission(Substep):
+    """Susceptible agents are exposed with probability ``1 - exp(-lambda_i)`` (per edge
+    force of infection, see the module docstring); writes S -> E and ``exposures``."""
+
+    name: ClassVar[str] = "transmission"
+    graph: Graph
+    age_group: jax.Array
+    estimator: Estimator
+    efficacy: tuple[float, float] = eqx.field(static=True)
+    gate_sigma: float = eqx.field(static=True)
+
+    def observe(self, s: SEIRMState, params: Params, t) -> jax.Array:
+        """Infectiousness-weighted sum over each agent's infectious contacts."""
+        profile = jnp.asarray(infectiousness_profile())
+        tau = jnp.clip(s.days.astype(jnp.int32), 0, profile.size - 1)
+        return self.graph.neighbour_sum(s.stage[2] * profile[tau])
+
+    def transition(self, s: SEIRMState, pressure, params, key, t) -> dict[str, jax.Array]:
+        susceptibility = jnp.asarray(SUSCEPTIBILITY, real_dtype())[self.age_group]
+        shield = protection(s, params, t.astype(real_dtype()), self.efficacy, self.gate_sigma)
+        lam = params["transmission"] * susceptibility * (1.0 - shield) * pressure
+        sus, exp = s.stage[0], s.stage[1]
+        exposures = bernoulli(key, -jnp.expm1(-lam), self.estimator) * sus
+        stage = s.stage.at[0].set(sus - exposures).at[1].set(exp + exposures)
+        return {"stage": stage, "exposures": exposures, "new_infected": jnp.sum(exposures)}
+
+
+def _ends_of_stage(s: SEIRMState) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """Days done, E -> I onsets and ends of I, on the stages at the start of the day."""
+    days_done = jax.lax.stop_gradient(s.days) + 1.0
+    exposed_before = s.stage[1] - s.exposures  # today's exposures do not progress
+    onset = exposed_before * (days_done >= s.exposed_days).astype(real_dtype())
+    ends = s.stage[2] * (days_done >= s.infectious_days).astype(real_dtype())
+    return days_done, onset, ends, exposed_before
+
+
+def _days_after(s: SEIRMState, days_done, *moves) -> jax.Array:
+    changed = jax.lax.stop_gradient(s.exposures + sum(moves)) > 0
+    return jnp.where(changed, 0.0, days_done)
+
+
+class Progression(Substep):
+    """E -> I after ``d_E`` days; I ends after ``d_I`` days in death (probability
+    ``min(1, mortality * ifr_g)``) or recovery."""
+
+    name: ClassVar[str] = "progression"
+    age_group: jax.Array
+    estimator: Estimator
+
+    def transition(self, s: SEIRMState, action, params, key, t) -> dict[str, jax.Array]:
+        days_done, onset, ends, _ = _ends_of_stage(s)
+        ifr = jnp.asarray(IFR, real_dtype())[self.age_group]
+        p_die = jnp.clip(params["mortality"] * ifr, 0.0, 1.0)
+        deaths = bernoulli(key, p_die, self.estimator) * ends
+        sus, exp, inf, rec, dead = s.stage
+        stage = jnp.stack(
+            [sus, exp - onset, inf + onset - ends, rec + ends - deaths, dead + deaths]
+        )
+        days = _days_after(s, days_done, onset, ends)
+        return {"stage": stage, "days": days, "new_dead": jnp.sum(deaths)}
+
+
+WANING_PARAMS = ParamSpace(
+    {"waning_rate": Param(0.05, 0.0, 1.0, None, "daily probability that immunity is lost")}
+)
+
+
+class SIRSProgression(Substep):
+    """Progression without deaths and with waning immunity (flame's C5 swap): E -> I
+    after ``d_E`` days, I -> R after ``d_I`` days, R -> S with probability
+    ``waning_rate`` per day.  Replace SEIRM's progression with
+    ``model.with_substep("progression", SIRSProgression(model.estimator))``."""
+
+    name: ClassVar[str] = "progression"
+    param_space: ClassVar[ParamSpace] = WANING_PARAMS
+    estimator: Estimator
+
+    def transition(self, s: SEIRMState, action, params, key, t) -> dict[str, jax.Array]:
+        days_done, onset, ends, _ = _ends_of_stage(s)
+        sus, exp, inf, rec, dead = s.stage
+        recovered_before = rec * (1.0 - jax.lax.stop_gradient(s.exposures))
+        wanes = bernoulli(key, params["waning_rate"], self.estimator, rec.shape) * recovered_before
+        stage = jnp.stack([sus + wanes, exp - onset, inf + onset - ends, rec + ends - wanes, dead])
+        days = _days_after(s, days_done, onset, ends, wanes)
+        return {"stage": stage, "days": days, "new_dead": jnp.zeros((), real_dtype())}
+
+
+class SEIRM(SubstepModel):
+    """SEIRM with vaccination on a population's contact network (see module docstring).
+
+    Its step is three substeps (:mod:`agentgrad.substeps`): ``vaccination``,
+    ``transmission``, ``progression``.
+    """
 
     observable_units: ClassVar[dict[str, str]] = {
         "susceptible": "agents",
@@ -96,6 +214,7 @@ class SEIRM(Model):
         "new_infected": "agents per day",
         "new_dead": "agents per day",
     }
+    own_params: ClassVar[ParamSpace] = SEIRM_PARAMS
 
     def gradient_warning(self, n_steps: int) -> str | None:
         """Validated: StochasticDerivative over 20 days (transmission, seeding, dose delay);
@@ -136,10 +255,12 @@ class SEIRM(Model):
         self.efficacy_dose2 = float(efficacy_dose2)
         self.gate_sigma = float(gate_sigma)
         self.estimator = StraightThrough() if estimator is None else estimator
-
-    @property
-    def param_space(self) -> ParamSpace:
-        return SEIRM_PARAMS
+        efficacy = (self.efficacy_dose1, self.efficacy_dose2)
+        self.substeps = (
+            Vaccination(self.estimator),
+            Transmission(self.graph, self.age_group, self.estimator, efficacy, self.gate_sigma),
+            Progression(self.age_group, self.estimator),
+        )
 
     @property
     def n_agents(self) -> int:
@@ -160,66 +281,15 @@ class SEIRM(Model):
             infectious_days=d_i,
             dose1=zeros,
             dose1_day=jnp.full(N, jnp.inf, real_dtype()),
+            exposures=zeros,
             new_infected=jnp.zeros((), real_dtype()),
             new_dead=jnp.zeros((), real_dtype()),
         )
 
     def protection(self, s: SEIRMState, params: Params, t: jax.Array) -> jax.Array:
         """Vaccine protection per agent at day ``t`` (dose-2 switch by a soft step)."""
-        since = jnp.where(jnp.isfinite(s.dose1_day), t - s.dose1_day, -1e4)
-        second = soft.step(since - params["second_dose_delay"], "gaussian", self.gate_sigma)
-        gain = self.efficacy_dose2 - self.efficacy_dose1
-        return s.dose1 * (self.efficacy_dose1 + gain * second)
-
-    def step(self, s: SEIRMState, params: Params, key: jax.Array, t: jax.Array) -> SEIRMState:
-        N = self.n_agents
-        k_vax, k_inf, k_die = jax.random.split(key, 3)
-        sus, exp, inf, rec, dead = s.stage
-        tf = t.astype(real_dtype())
-
-        # 1. vaccination (first doses; second doses follow by the clock)
-        eligible = (jnp.isinf(s.dose1_day) & (jax.lax.stop_gradient(dead) == 0)).astype(
-            real_dtype()
-        )
-        vaccinated = bernoulli(k_vax, params["vaccination_rate"], self.estimator, (N,))
-        new_dose = vaccinated * eligible
-        dose1 = s.dose1 + new_dose
-        dose1_day = jnp.where(jax.lax.stop_gradient(new_dose) > 0, tf, s.dose1_day)
-        s = eqx.tree_at(lambda z: (z.dose1, z.dose1_day), s, (dose1, dose1_day))
-
-        # 2. transmission over edges
-        profile = jnp.asarray(infectiousness_profile())
-        tau = jnp.clip(s.days.astype(jnp.int32), 0, profile.size - 1)
-        shedding = inf * profile[tau]
-        susceptibility = jnp.asarray(SUSCEPTIBILITY, real_dtype())[self.age_group]
-        force = params["transmission"] * susceptibility * (1.0 - self.protection(s, params, tf))
-        lam = force * self.graph.neighbour_sum(shedding)
-        exposures = bernoulli(k_inf, -jnp.expm1(-lam), self.estimator) * sus
-
-        # 3. progression (on the stages at the start of the day)
-        days_done = jax.lax.stop_gradient(s.days) + 1.0
-        onset = exp * (days_done >= s.exposed_days).astype(real_dtype())
-        ends = inf * (days_done >= s.infectious_days).astype(real_dtype())
-        ifr = jnp.asarray(IFR, real_dtype())[self.age_group]
-        p_die = jnp.clip(params["mortality"] * ifr, 0.0, 1.0)
-        deaths = bernoulli(k_die, p_die, self.estimator) * ends
-        recoveries = ends - deaths
-
-        stage = jnp.stack(
-            [
-                sus - exposures,
-                exp + exposures - onset,
-                inf + onset - ends,
-                rec + recoveries,
-                dead + deaths,
-            ]
-        )
-        changed = jax.lax.stop_gradient(exposures + onset + ends) > 0
-        return eqx.tree_at(
-            lambda z: (z.stage, z.days, z.new_infected, z.new_dead),
-            s,
-            (stage, jnp.where(changed, 0.0, days_done), jnp.sum(exposures), jnp.sum(deaths)),
-        )
+        efficacy = (self.efficacy_dose1, self.efficacy_dose2)
+        return protection(s, params, t, efficacy, self.gate_sigma)
 
     def observe(self, s: SEIRMState, params: Params, t: jax.Array) -> dict[str, jax.Array]:
         counts = jnp.sum(s.stage, axis=1)
@@ -229,4 +299,15 @@ class SEIRM(Model):
         return out
 
 
-__all__ = ["IFR", "SEIRM", "SEIRM_PARAMS", "SUSCEPTIBILITY", "SEIRMState"]
+__all__ = [
+    "IFR",
+    "SEIRM",
+    "SEIRM_PARAMS",
+    "SUSCEPTIBILITY",
+    "WANING_PARAMS",
+    "Progression",
+    "SEIRMState",
+    "SIRSProgression",
+    "Transmission",
+    "Vaccination",
+]
