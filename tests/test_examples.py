@@ -84,3 +84,17 @@ def test_nca_morphogenesis_example(capsys, tmp_path):
     assert result["first"] > 2.0 * result["last"]
     assert (tmp_path / "nca.png").stat().st_size > 1000
     assert "agent-steps/s" in capsys.readouterr().out
+
+
+def test_opinion_dynamics_example(capsys, tmp_path):
+    """examples/opinion_dynamics.py --quick: the training return rises, the learned
+    tendencies beat every shared fixed tendency on held-out keys, and poor judges of
+    quality learn to follow more than good judges."""
+    module = runpy.run_path("examples/opinion_dynamics.py")
+    out = module["main"](["--quick", "--out", str(tmp_path / "od")])
+    returns = out["returns"]
+    assert returns[-5:].mean() > returns[:5].mean()
+    assert out["learned"] > max(out["baselines"]["same"].values())
+    f, novice = out["tendency"], out["novice"]
+    assert f[novice].mean() > f[~novice].mean() + 0.3
+    assert (tmp_path / "od.png").stat().st_size > 1000

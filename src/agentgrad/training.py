@@ -47,7 +47,7 @@ class TrainingError(AgentgradError):
 @dataclass
 class TrainResult:
     """The trained pytree and the history (``loss`` and any auxiliary values, one entry
-    per optimiser step)."""
+    per optimiser step: a float, or a list for array values)."""
 
     model: Any
     history: dict[str, list[float]] = field(default_factory=dict)
@@ -133,8 +133,9 @@ def train(
 
     Args:
         model: any pytree (a model with neural substeps, per-agent arrays, ...).
-        loss: ``loss(model, key) -> scalar`` (or ``(scalar, {name: scalar})`` with
-            ``has_aux``; the auxiliary values are recorded in the history).
+        loss: ``loss(model, key) -> scalar`` (or ``(scalar, {name: value})`` with
+            ``has_aux``; the auxiliary values, scalars or small arrays such as a few
+            agents' parameters, are recorded in the history).
         key: PRNG key; step ``i`` uses ``fold_in(key, i)``.
         n_steps: optimiser steps.
         trainable: ``lambda m: m.some.subtree`` (or a tuple of subtrees) selecting what
@@ -223,7 +224,8 @@ def train(
             params, opt_state = new_params, new_state
             history["loss"].append(float(value))
             for name, v in aux.items():
-                history.setdefault(name, []).append(float(v))
+                v = np.asarray(v)
+                history.setdefault(name, []).append(float(v) if v.ndim == 0 else v.tolist())
             bar(i + 1, f"step {i + 1}/{n_steps} loss {float(value):.4g}")
             if (i + 1) % checkpoint_every == 0:
                 save(i + 1)

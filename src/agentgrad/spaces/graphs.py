@@ -141,6 +141,22 @@ def complete(n: int) -> Graph:
     return Graph(empty, empty, jnp.full((n,), n - 1, jnp.float32), n, True)
 
 
+def lattice(rows: int, cols: int | None = None, *, periodic: bool = True) -> Graph:
+    """The ``rows x cols`` grid graph (von Neumann neighbourhood: 4 neighbours; a torus
+    when ``periodic``).  Node ``r * cols + c`` is the cell in row ``r``, column ``c``."""
+    rows = _check_n(rows, 2)
+    cols = rows if cols is None else _check_n(cols, 2)
+    index = np.arange(rows * cols).reshape(rows, cols)
+    if periodic:
+        right, down = np.roll(index, -1, axis=1), np.roll(index, -1, axis=0)
+        src = np.concatenate([index.ravel(), index.ravel()])
+        dst = np.concatenate([right.ravel(), down.ravel()])
+    else:
+        src = np.concatenate([index[:, :-1].ravel(), index[:-1, :].ravel()])
+        dst = np.concatenate([index[:, 1:].ravel(), index[1:, :].ravel()])
+    return from_edges(src, dst, rows * cols)
+
+
 def erdos_renyi(
     n: int, mean_degree: float | None = None, *, p: float | None = None, key: Any = None
 ) -> Graph:
