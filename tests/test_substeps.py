@@ -284,3 +284,31 @@ def test_substep_lookup_and_replacement_errors():
     sir = SubstepSIR(substeps=(Infection(ag.StraightThrough()), clash()), n=5)
     with pytest.raises(ag.AgentgradError, match="declares parameter 'beta' differently"):
         sir.param_space  # noqa: B018
+
+
+def test_weekly_transmission_and_delayed_vaccination_substeps():
+    """Constant weekly rates equal the scalar parameter and a start on day 0 equals plain
+    vaccination (same trajectories); a start on day 10 gives no doses before day 10."""
+    from agentgrad.models.seirm import DelayedVaccination, WeeklyTransmission
+    from agentgrad.training import drive
+
+    seirm = SEIRM(synthetic_population(300, key=1))
+    params = {"transmission": 0.3, "initial_infected": 0.05, "vaccination_rate": 0.05}
+    key = jax.random.key(2)
+    plain = ag.simulate(seirm, params, key, 21, save_every=1)
+    weekly = WeeklyTransmission.replacing(seirm.substep("transmission"), jnp.full(3, 0.3))
+    by_week = ag.simulate(seirm.with_substep("transmission", weekly), params, key, 21)
+    delayed = seirm.with_substep("vaccination", DelayedVaccination(seirm.estimator))
+    from_zero = ag.simulate(delayed, params, key, 21)
+    for name in plain.observables:
+        np.testing.assert_array_equal(by_week.observables[name], plain.observables[name])
+        np.testing.assert_array_equal(from_zero.observables[name], plain.observables[name])
+    late = ag.simulate(delayed, {**params, "vaccination_start": 10.0}, key, 21, save_every=1)
+    doses = np.asarray(late.states.dose1.sum(axis=1))
+    assert doses[9] == 0 and doses[-1] > 0  # states[t] is after step t (day t)
+
+    rates = lambda m: m.substep("transmission").weekly  # noqa: E731
+    model = seirm.with_substep("transmission", weekly)
+    with pytest.raises(ag.AgentgradError, match=r"shape \(3,\) with a value of shape \(4, 1\)"):
+        drive(model, rates, jnp.zeros((4, 1)))
+    np.testing.assert_array_equal(rates(drive(model, rates, jnp.ones(3))), 1.0)

@@ -73,6 +73,20 @@ def trainable_filter(x: Any, trainable: Callable[[Any], Any] | None) -> Any:
     return spec
 
 
+def drive(model: Any, where: Callable[[Any], jax.Array], value: jax.Array) -> Any:
+    """``model`` with the array ``where(model)`` replaced by ``value`` (e.g. a network's
+    output driving a parameter array of a substep), after checking that the shapes
+    match; the value is cast to the array's dtype.  Gradients flow through ``value``."""
+    old = jnp.asarray(where(model))
+    value = jnp.asarray(value)
+    if value.shape != old.shape:
+        raise AgentgradError(
+            f"cannot drive an array of shape {old.shape} with a value of shape "
+            f"{value.shape}; make the network output {old.shape}"
+        )
+    return eqx.tree_at(where, model, value.astype(old.dtype))
+
+
 def _check_options(n_steps: int, checkpoint_every: int) -> None:
     for name, value in (("n_steps", n_steps), ("checkpoint_every", checkpoint_every)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -233,4 +247,4 @@ def train(
     return TrainResult(eqx.combine(params, static), history)
 
 
-__all__ = ["TrainResult", "TrainingError", "train", "trainable_filter"]
+__all__ = ["TrainResult", "TrainingError", "drive", "train", "trainable_filter"]

@@ -128,14 +128,66 @@ class Transmission(Substep):
         tau = jnp.clip(s.days.astype(jnp.int32), 0, profile.size - 1)
         return self.graph.neighbour_sum(s.stage[2] * profile[tau])
 
+    def rate(self, params: Params, t: jax.Array) -> jax.Array:
+        """The transmission scale on day ``t`` (the ``transmission`` parameter)."""
+        return params["transmission"]
+
     def transition(self, s: SEIRMState, pressure, params, key, t) -> dict[str, jax.Array]:
         susceptibility = jnp.asarray(SUSCEPTIBILITY, real_dtype())[self.age_group]
         shield = protection(s, params, t.astype(real_dtype()), self.efficacy, self.gate_sigma)
-        lam = params["transmission"] * susceptibility * (1.0 - shield) * pressure
+        lam = self.rate(params, t) * susceptibility * (1.0 - shield) * pressure
         sus, exp = s.stage[0], s.stage[1]
         exposures = bernoulli(key, -jnp.expm1(-lam), self.estimator) * sus
         stage = s.stage.at[0].set(sus - exposures).at[1].set(exp + exposures)
         return {"stage": stage, "exposures": exposures, "new_infected": jnp.sum(exposures)}
+
+
+class WeeklyTransmission(Transmission):
+    """Transmission whose scale changes every week: ``weekly[floor(t / 7)]`` on day ``t``
+    (the last entry after the last week).  ``weekly`` is an array field, so a network
+    can drive it (``agentgrad.training.drive``) and gradients reach it."""
+
+    weekly: jax.Array
+
+    @classmethod
+    def replacing(cls, base: Transmission, weekly: jax.Array) -> WeeklyTransmission:
+        """``base`` (SEIRM's transmission substep) with weekly rates ``weekly``."""
+        return cls(
+            base.graph,
+            base.age_group,
+            base.estimator,
+            base.efficacy,
+            base.gate_sigma,
+            jnp.asarray(weekly, real_dtype()),
+        )
+
+    def rate(self, params: Params, t: jax.Array) -> jax.Array:
+        week = jnp.clip((t / 7.0).astype(jnp.int32), 0, self.weekly.shape[0] - 1)
+        return self.weekly[week]
+
+
+START_PARAMS = ParamSpace(
+    {
+        "vaccination_start": Param(
+            0.0, 0.0, 1e4, None, "day first doses start to be offered", fd_step=1.0
+        )
+    }
+)
+
+
+class DelayedVaccination(Vaccination):
+    """Vaccination offered from day ``vaccination_start`` on (flame Fig. 5 right): the
+    start is a :func:`agentgrad.soft.step` in ``t - vaccination_start`` (exact primal,
+    Gaussian tangent of width ``gate_sigma`` days), so the outcome has a gradient in the
+    delay."""
+
+    param_space: ClassVar[ParamSpace] = START_PARAMS
+    gate_sigma: float = eqx.field(static=True, default=1.0)
+
+    def policy(self, observation, s: SEIRMState, params: Params, key, t) -> jax.Array:
+        tf = t.astype(real_dtype())
+        offered = soft.step(tf - params["vaccination_start"], "gaussian", self.gate_sigma)
+        return super().policy(observation, s, params, key, t) * offered
 
 
 def _ends_of_stage(s: SEIRMState) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
@@ -309,5 +361,7 @@ __all__ = [
     "SEIRMState",
     "SIRSProgression",
     "Transmission",
+    "DelayedVaccination",
     "Vaccination",
+    "WeeklyTransmission",
 ]
