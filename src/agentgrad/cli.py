@@ -1184,8 +1184,29 @@ def population_synthesize_command(
     )
 
 
+def enable_compilation_cache() -> Path | None:
+    """Use JAX's persistent compilation cache for command-line runs, so a repeated command
+    skips most compilation: ``$AGENTGRAD_CACHE_DIR`` or ``~/.cache/agentgrad/jax``
+    (``AGENTGRAD_CACHE_DIR=off`` disables it).  Returns the directory, or None."""
+    setting = os.environ.get("AGENTGRAD_CACHE_DIR", "")
+    if setting.lower() in ("off", "0", "no", "false"):
+        return None
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    path = Path(setting) if setting else base / "agentgrad" / "jax"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None  # an unwritable cache only costs time; never fail a run for it
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+    return path
+
+
 def main() -> None:
     """Console-script entry point."""
+    enable_compilation_cache()
     app()
 
 

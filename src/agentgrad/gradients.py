@@ -30,13 +30,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from agentgrad.engine import Model, ensemble, map_key_batches, simulate
 from agentgrad.errors import AgentgradError, ParameterError
@@ -252,6 +254,13 @@ def ad_gradients(
     return GradientEstimate(mean, se, n_runs, n_runs)
 
 
+def _pd():
+    """pandas, imported on first use (it costs ~0.4 s at import time)."""
+    import pandas
+
+    return pandas
+
+
 def with_estimator(model: Model, estimator: Estimator) -> Model:
     """A copy of ``model`` drawing with ``estimator``: every :class:`Estimator` in the
     model (its ``estimator`` field and those of its substeps) is replaced."""
@@ -356,7 +365,7 @@ def compare_estimators(
                 }
             )
             rows.append(
-                pd.DataFrame(
+                _pd().DataFrame(
                     {
                         "estimator": label,
                         "parameter": name,
@@ -368,7 +377,8 @@ def compare_estimators(
                     }
                 )
             )
-    return GradcheckResult(pd.concat(rows, ignore_index=True), pd.DataFrame(summary))
+    pandas = _pd()
+    return GradcheckResult(pandas.concat(rows, ignore_index=True), pandas.DataFrame(summary))
 
 
 def check_float64(model: Model) -> None:
@@ -442,4 +452,4 @@ def relaxed_gradcheck(
                 fd = np.asarray(hi - lo) / (h * (int(up) + int(down)))
                 rel = _relative_error(fd, jac[..., i])
                 rows.append({"parameter": name, "fd_step": h, "rel_error": rel})
-    return pd.DataFrame(rows)
+    return _pd().DataFrame(rows)

@@ -15,7 +15,6 @@ from typing import Any
 
 import jax
 import numpy as np
-from scipy.stats import gaussian_kde
 
 from agentgrad.engine import simulate
 
@@ -63,5 +62,7 @@ def nlpd(
     y = np.concatenate([np.asarray(truth[n]) for n in names], axis=1).astype(np.float64)
     keep = x.std(axis=0) > 0  # constant coordinates carry no density information
     x, y = x[:, keep], y[:, keep]
+    from scipy.stats import gaussian_kde  # lazily: scipy.stats is slow to import
+
     kde = gaussian_kde(x.T)
     return float(-np.mean(kde.logpdf(y.T)))

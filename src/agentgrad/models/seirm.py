@@ -35,7 +35,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import stats
 
 from agentgrad import soft
 from agentgrad.estimators import Estimator, StraightThrough
@@ -67,6 +66,8 @@ STAGES = ("susceptible", "exposed", "infected", "recovered", "dead")
 
 def infectiousness_profile(days: int = 30, shape: float = 2.5, scale: float = 1.5) -> np.ndarray:
     """``f(tau)``, tau = 0..days-1 days since onset: a gamma pdf scaled to peak 1."""
+    from scipy import stats  # lazily: scipy.stats costs ~0.6 s at import time
+
     f = stats.gamma.pdf(np.arange(days) + 0.5, shape, scale=scale)
     return (f / f.max()).astype(np.float32)
 
