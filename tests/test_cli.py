@@ -415,3 +415,19 @@ def test_gradcheck_sirs_grid_reports_the_relaxed_check(tmp_path):
     assert set(relaxed["estimator"]) == {"gs:0.05"}
     assert relaxed.groupby("parameter")["rel_error"].min().max() <= 1e-4
     assert (out / "gradcheck.csv").exists()
+
+
+def test_command_line_uses_a_persistent_compilation_cache(monkeypatch, tmp_path):
+    import jax
+
+    from agentgrad.cli import enable_compilation_cache
+
+    before = jax.config.jax_compilation_cache_dir
+    monkeypatch.setenv("AGENTGRAD_CACHE_DIR", "off")
+    assert enable_compilation_cache() is None
+    monkeypatch.setenv("AGENTGRAD_CACHE_DIR", str(tmp_path / "cache"))
+    try:
+        assert enable_compilation_cache() == tmp_path / "cache"
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "cache")
+    finally:
+        jax.config.update("jax_compilation_cache_dir", before)
