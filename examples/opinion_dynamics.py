@@ -4,7 +4,9 @@ optimised by gradient through the agents' discrete purchases).
 8100 consumers on a 90x90 grid graph buy product A or B for 100 steps; each has a
 follower tendency (weight of the neighbours' purchases against its own experience).
 Every episode runs a small ensemble, and ag.train ascends the mean cumulative
-experienced quality by straight-through gradients through the purchases.  The learned
+experienced quality by gradients through the purchases (Gumbel-softmax with
+temperature 0.3 and a hard forward pass by default, as in flame; `--estimator st` for
+straight-through).  The learned
 tendencies are compared with every agent sharing one fixed tendency (a grid of values)
 and with the best pair of fixed tendencies for the two kinds of consumers (good and poor
 judges of quality), on held-out keys.
@@ -46,8 +48,16 @@ def with_tendency(model: Duopoly, tendency: jax.Array) -> Duopoly:
     return eqx.tree_at(lambda m: m.substep("purchase").tendency_logit, model, logit)
 
 
-def train_policies(cfg: dict, seed: int = 0, progress: bool = True):
-    model = Duopoly(lattice(cfg["side"]), tendency=0.5, key=jax.random.key(seed))
+ESTIMATORS = {"gs": ag.GumbelSoftmax(0.3), "st": ag.StraightThrough()}
+
+
+def train_policies(cfg: dict, seed: int = 0, progress: bool = True, estimator: str = "gs"):
+    model = Duopoly(
+        lattice(cfg["side"]),
+        tendency=0.5,
+        key=jax.random.key(seed),
+        estimator=ESTIMATORS[estimator],
+    )
     novice = np.asarray(model.novice)
     sample = np.concatenate(
         [np.flatnonzero(novice)[: SAMPLE // 2], np.flatnonzero(~novice)[: SAMPLE // 2]]
@@ -121,13 +131,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="tiny settings (tests)")
     parser.add_argument("--episodes", type=int, help="training episodes")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--estimator", choices=sorted(ESTIMATORS), default="gs")
     parser.add_argument("--out", type=Path, help="write OUT.png (figure)")
     args = parser.parse_args(argv)
     cfg = dict(QUICK if args.quick else FULL)
     if args.episodes:
         cfg["episodes"] = args.episodes
     start = time.perf_counter()
-    model, result, novice, sample = train_policies(cfg, args.seed, progress=not args.quick)
+    model, result, novice, sample = train_policies(
+        cfg, args.seed, progress=not args.quick, estimator=args.estimator
+    )
     seconds = time.perf_counter() - start
     held_out = jax.random.key(10_000 + args.seed)
     learned = float(mean_return(result.model, held_out, cfg["steps"], cfg["eval_runs"]))
