@@ -80,6 +80,7 @@ def test_heavy_tailed_firm_sizes(run):
     assert size.max() >= 20 * np.median(size)
 
 
+@pytest.mark.slow  # run by .ci/run
 def test_first_order_gradients_track_finite_differences_for_all_eight_parameters():
     """§5.1 at small size, default first-order surrogate (300 agents, 10 steps, 32 runs, FD
     with 5% steps and common random numbers).  Tolerance: |AD - FD| <= 4 combined s.e. +
@@ -95,6 +96,7 @@ def test_first_order_gradients_track_finite_differences_for_all_eight_parameters
         assert np.sign(ad.mean[name][0]) == np.sign(fd.mean[name][0])
 
 
+@pytest.mark.slow  # run by .ci/run
 def test_feedback_gradients_track_finite_differences_for_all_eight_parameters():
     """With state feedback, all 8 parameters over the first 3 steps (300 agents, 48 runs).
     Tolerance: |AD - FD| <= 4 combined s.e. + 25% of |FD|.  Observed max |z| 4.0

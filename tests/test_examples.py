@@ -52,6 +52,7 @@ def test_calibrate_paper_example(monkeypatch, capsys, tmp_path):
     assert out.count("covers") == 18  # 9 parameters x 2 estimators
 
 
+@pytest.mark.slow  # run by .ci/run
 def test_firms_sugarscape_example(monkeypatch, capsys, tmp_path):
     args = [
         "--firm-agents",

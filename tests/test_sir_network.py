@@ -73,6 +73,7 @@ def test_mean_field_and_ode_limit(complete_model):
     assert float(jnp.abs(mean - ode).max()) < 0.10 * float(ode.max())
 
 
+@pytest.mark.slow  # run by .ci/run
 def test_straight_through_matches_finite_differences(complete_model):
     """d(total infections)/d(beta, gamma, initial_infected), 128 runs, common random numbers.
 

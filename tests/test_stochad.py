@@ -242,6 +242,7 @@ def _four_estimators_vs_fd(graph):
     )
 
 
+@pytest.mark.slow  # run by .ci/run
 def test_sparse_network_only_stochastic_derivative_is_unbiased():
     """§5.3.1 Fig. 15b setting, scaled for CI: Erdős–Rényi, 500 agents, edge probability
     0.01 (~1% of the population as contacts), 10 days, 2000 runs (FD 2000 runs, common
@@ -257,6 +258,7 @@ def test_sparse_network_only_stochastic_derivative_is_unbiased():
     assert result.biased(["st", "gs", "smoothed"]) == ["gs", "smoothed", "st"]
 
 
+@pytest.mark.slow  # run by .ci/run
 def test_complete_graph_all_four_estimators_agree_with_fd():
     """§5.3.1 "Complete contact network": 1000 agents, 10 days, 2000 runs: relative L2 error
     over steps below 15% for every estimator (observed 1-8%)."""

@@ -10,7 +10,9 @@ arrays, scalars (`flame-framework-for-learning-in-abms` §3.6, modes 1-3).
         x_trainable <- optimiser update with g
 
 The loss usually runs :func:`agentgrad.simulate` or :func:`agentgrad.ensemble`, so the
-gradient flows through the model's discrete draws with the model's estimator.  One
+gradient flows through the model's discrete draws with the model's estimator
+(straight-through, Gumbel-softmax or the smoothed stochastic derivative;
+``StochasticDerivative`` needs :mod:`agentgrad.stochad`'s own estimates and says so).  One
 optimiser step is one jitted call; the loop over steps is plain Python so that the
 progress bar, the history and checkpoints are visible.  A non-finite loss or gradient
 stops training with :class:`TrainingError`; the last good state is kept (returned on
