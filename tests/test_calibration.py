@@ -51,6 +51,7 @@ def test_losses():
         get_loss("l1")
 
 
+@pytest.mark.slow  # run by .ci/run
 def test_gvi_posterior_covers_the_truth():
     """Complete graph, 500 agents, 20 days, beta and gamma; observed = mean of 16 runs at
     the truth (beta 0.5, gamma 0.15), Gaussian synthetic likelihood with 4 runs per draw,
@@ -217,6 +218,7 @@ def test_predictive_coverage_and_nlpd(fitted):
     assert np.isfinite(good) and nlpd(pred, shifted, ["infected", "recovered"]) > good
 
 
+@pytest.mark.slow  # run by .ci/run
 def test_prior_override_and_stochastic_derivative_hybrid():
     """Priors can be overridden; a StochasticDerivative model calibrates with hybrid AD."""
     model = ag.models.SIRNetwork(graph=ag.graphs.complete(100), estimator=ag.StochasticDerivative())

@@ -106,6 +106,7 @@ def test_population_files_round_trip_and_errors(tmp_path, population):
         load_population(tmp_path / "missing")
 
 
+@pytest.mark.slow  # run by .ci/run
 def test_transmission_and_seeding_gradients_match_finite_differences(population):
     """Stochastic derivatives (unbiased) against FD on the infected series: 2000 agents,
     20 days, 128 runs each; every step within 4 combined s.e. (observed max |z| 1.7).
@@ -126,6 +127,7 @@ def test_transmission_and_seeding_gradients_match_finite_differences(population)
     assert res.summary.rel_error.max() < 0.3
 
 
+@pytest.mark.slow  # run by .ci/run
 def test_mortality_and_dose_delay_gradients(population):
     """Straight-through d dead_T / d mortality is exact in expectation (deaths do not
     feed back): final step within 4 s.e. of FD.  Dose-2 delay (vaccination 10%/day,

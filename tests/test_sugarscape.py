@@ -80,6 +80,7 @@ def test_agents_cluster_on_the_sugar_peaks(run):
     assert 0.2 < alive.mean() < 1.0
 
 
+@pytest.mark.slow  # run by .ci/run
 def test_gradients_track_finite_differences():
     """§5.2 at small size (20x20 torus, 100 agents, 6 steps, 64 runs, straight-through,
     FD with 5% steps and common random numbers).  Continuous parameters: |AD - FD| <= 4
