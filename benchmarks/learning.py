@@ -20,39 +20,25 @@ from __future__ import annotations
 import argparse
 import json
 import runpy
-import time
 from pathlib import Path
 
 from _memory import peak_since, reset_peak, run_worker
+from _timing import best_time
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def _step_time(loss, model, trainable, key) -> float:
+    """Best of 3 wall times of one compiled optimiser step of ``ag.train``."""
     import equinox as eqx
-    import jax
     import optax
 
-    from agentgrad.training import trainable_filter
+    from agentgrad.training import make_update, trainable_filter
 
     params, static = eqx.partition(model, trainable_filter(model, trainable))
     optimizer = optax.adam(1e-3)
-    opt_state = optimizer.init(params)
-
-    @eqx.filter_jit
-    def update(params, static, opt_state, k):
-        value, grads = jax.value_and_grad(lambda p: loss(eqx.combine(p, static), k))(params)
-        with jax.numpy_dtype_promotion("standard"):
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, value
-
-    jax.block_until_ready(update(params, static, opt_state, key))
-    times = []
-    for i in range(3):
-        t0 = time.perf_counter()
-        jax.block_until_ready(update(params, static, opt_state, jax.random.fold_in(key, i)))
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    update = make_update(loss, optimizer)
+    return best_time(update, params, static, optimizer.init(params), key)
 
 
 def throughput() -> None:

@@ -212,10 +212,7 @@ LABELS = {
 
 
 def figure(observed, preds: dict, cfg: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from agentgrad.plotting import plt, save_figure  # the non-interactive backend
 
     k = observed.shape[0]
     fig, axes = plt.subplots(1, k, figsize=(3.2 * k, 3), squeeze=False)
@@ -229,9 +226,7 @@ def figure(observed, preds: dict, cfg: dict, path: Path) -> None:
         ax.set_xlabel("week")
     axes[0, 0].set_ylabel("weekly cases")
     axes[0, 0].legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> dict:

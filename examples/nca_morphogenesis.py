@@ -82,10 +82,7 @@ def train_nca(cfg: dict, seed: int = 0, progress: bool = True):
 
 
 def figure(model: NeuralCA, target, history, cfg: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from agentgrad.plotting import plt, save_figure  # the non-interactive backend
 
     n = cfg["steps"]
     shown = [0, n // 8, n // 4, n // 2, n]
@@ -109,9 +106,7 @@ def figure(model: NeuralCA, target, history, cfg: dict, path: Path) -> None:
     for ax in axes.flat[:-1]:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -28,6 +28,7 @@ import optax
 import agentgrad as ag
 from agentgrad.models.duopoly import Duopoly
 from agentgrad.spaces.graphs import lattice
+from agentgrad.training import drive
 
 FULL = {"side": 90, "steps": 100, "episodes": 150, "runs": 2, "eval_runs": 16, "lr": 0.1}
 QUICK = {"side": 20, "steps": 30, "episodes": 25, "runs": 2, "eval_runs": 4, "lr": 0.2}
@@ -42,10 +43,8 @@ def mean_return(model: Duopoly, key: jax.Array, n_steps: int, n_runs: int) -> ja
 
 
 def with_tendency(model: Duopoly, tendency: jax.Array) -> Duopoly:
-    import equinox as eqx
-
-    logit = jnp.log(tendency / (1.0 - tendency)).astype(model.tendency.dtype)
-    return eqx.tree_at(lambda m: m.substep("purchase").tendency_logit, model, logit)
+    logit = jnp.log(tendency / (1.0 - tendency))
+    return drive(model, lambda m: m.substep("purchase").tendency_logit, logit)
 
 
 ESTIMATORS = {"gs": ag.GumbelSoftmax(0.3), "st": ag.StraightThrough()}
@@ -96,10 +95,7 @@ def baselines(model: Duopoly, novice: np.ndarray, cfg: dict, key: jax.Array) -> 
 
 
 def figure(result, base: dict, learned: float, novice_sample: np.ndarray, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from agentgrad.plotting import plt, save_figure  # the non-interactive backend
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     left.plot(result.history["return"], lw=1, label="learned tendencies (training episodes)")
@@ -121,9 +117,7 @@ def figure(result, base: dict, learned: float, novice_sample: np.ndarray, path: 
     right.set_ylabel("follower tendency")
     right.set_ylim(0, 1)
     right.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -99,10 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 def figure(model, fitted, cfg, totals, ad, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from agentgrad.plotting import plt, save_figure  # the non-interactive backend
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     key = jax.random.key(5)
@@ -131,9 +128,7 @@ def figure(model, fitted, cfg, totals, ad, path: Path) -> None:
     right.set_xlabel("vaccination start (day)")
     right.set_ylabel(f"total infections in {cfg['days']} days")
     right.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

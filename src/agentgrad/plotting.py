@@ -22,13 +22,19 @@ def _panels(n: int, width: float = 4.3, height: float = 3.3):
     return fig, list(axes.flat)[:n]
 
 
+def save_figure(fig, path: str | os.PathLike) -> None:
+    """Lay out, write (creating the parent directory) and close ``fig``."""
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _finish(fig, axes, path, title: str) -> None:
     axes[0].legend(fontsize=7)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_observables(ds: xr.Dataset, path: str | os.PathLike, title: str = "") -> None:

@@ -132,6 +132,36 @@ def _load(path: Path, leaves: list) -> tuple[list, int, dict[str, list[float]]]:
     return restored, step, history
 
 
+def make_update(loss: Loss, optimizer: optax.GradientTransformation, has_aux: bool = False):
+    """The jitted optimiser step of :func:`train`:
+    ``update(params, static, opt_state, key) -> (params, opt_state, loss, aux, finite)``
+    where ``params, static = eqx.partition(model, trainable_filter(model, ...))`` and
+    ``finite`` says whether the loss and every gradient are finite."""
+
+    def objective(params, static, key):
+        out = loss(eqx.combine(params, static), key)
+        value, aux = out if has_aux else (out, {})
+        if jnp.shape(value) != ():
+            raise AgentgradError(
+                f"loss must return a scalar, got shape {jnp.shape(value)}; reduce it "
+                "(e.g. jnp.mean)" + ("" if has_aux else " or pass has_aux=True")
+            )
+        return value, aux
+
+    @eqx.filter_jit
+    def update(params, static, opt_state, key):
+        (value, aux), grads = jax.value_and_grad(objective, has_aux=True)(params, static, key)
+        finite = jnp.isfinite(value)
+        for g in jax.tree.leaves(grads):
+            finite = finite & jnp.all(jnp.isfinite(g))
+        with jax.numpy_dtype_promotion("standard"):
+            updates, new_state = optimizer.update(grads, opt_state, params)
+            new_params = optax.apply_updates(params, updates)
+        return new_params, new_state, value, aux, finite
+
+    return update
+
+
 def train(
     model: Any,
     loss: Loss,
@@ -183,32 +213,7 @@ def train(
         leaves, start, history = _load(path, leaves)
         params, opt_state = jax.tree.unflatten(treedef, leaves)
 
-    @eqx.filter_jit
-    def update(params, static, opt_state, k):
-        def objective(p):
-            value, aux = (
-                loss(eqx.combine(p, static), k)
-                if has_aux
-                else (
-                    loss(eqx.combine(p, static), k),
-                    {},
-                )
-            )
-            if jnp.shape(value) != ():
-                raise AgentgradError(
-                    f"loss must return a scalar, got shape {jnp.shape(value)}; reduce it "
-                    "(e.g. jnp.mean)" + ("" if has_aux else " or pass has_aux=True")
-                )
-            return value, aux
-
-        (value, aux), grads = jax.value_and_grad(objective, has_aux=True)(params)
-        finite = jnp.isfinite(value) & jnp.all(
-            jnp.asarray([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)] or [True])
-        )
-        with jax.numpy_dtype_promotion("standard"):
-            updates, new_state = optimizer.update(grads, opt_state, params)
-            new_params = optax.apply_updates(params, updates)
-        return new_params, new_state, value, aux, finite
+    update = make_update(loss, optimizer, has_aux)
 
     def save(step: int) -> None:
         if path is not None:
@@ -249,4 +254,4 @@ def train(
     return TrainResult(eqx.combine(params, static), history)
 
 
-__all__ = ["TrainResult", "TrainingError", "drive", "train", "trainable_filter"]
+__all__ = ["TrainResult", "TrainingError", "drive", "make_update", "train", "trainable_filter"]

@@ -48,14 +48,11 @@ def perceive(cells: jax.Array) -> jax.Array:
     def shifted(dy: int, dx: int) -> jax.Array:
         return padded[:, 1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
 
-    def sobel(k: np.ndarray) -> jax.Array:
-        terms = [k[dy + 1, dx + 1] * shifted(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
-        return sum(t for t, (dy, dx) in zip(terms, _OFFSETS, strict=True) if k[dy + 1, dx + 1])
+    def filtered(k: np.ndarray) -> jax.Array:
+        offsets = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if k[dy + 1, dx + 1]]
+        return sum(k[dy + 1, dx + 1] * shifted(dy, dx) for dy, dx in offsets)
 
-    return jnp.concatenate([cells, sobel(_SOBEL), sobel(_SOBEL.T)])
-
-
-_OFFSETS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    return jnp.concatenate([cells, filtered(_SOBEL), filtered(_SOBEL.T)])
 
 
 def alive(cells: jax.Array, threshold: float) -> jax.Array:

@@ -191,13 +191,13 @@ class DelayedVaccination(Vaccination):
         return super().policy(observation, s, params, key, t) * offered
 
 
-def _ends_of_stage(s: SEIRMState) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+def _ends_of_stage(s: SEIRMState) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Days done, E -> I onsets and ends of I, on the stages at the start of the day."""
     days_done = jax.lax.stop_gradient(s.days) + 1.0
     exposed_before = s.stage[1] - s.exposures  # today's exposures do not progress
     onset = exposed_before * (days_done >= s.exposed_days).astype(real_dtype())
     ends = s.stage[2] * (days_done >= s.infectious_days).astype(real_dtype())
-    return days_done, onset, ends, exposed_before
+    return days_done, onset, ends
 
 
 def _days_after(s: SEIRMState, days_done, *moves) -> jax.Array:
@@ -214,7 +214,7 @@ class Progression(Substep):
     estimator: Estimator
 
     def transition(self, s: SEIRMState, action, params, key, t) -> dict[str, jax.Array]:
-        days_done, onset, ends, _ = _ends_of_stage(s)
+        days_done, onset, ends = _ends_of_stage(s)
         ifr = jnp.asarray(IFR, real_dtype())[self.age_group]
         p_die = jnp.clip(params["mortality"] * ifr, 0.0, 1.0)
         deaths = bernoulli(key, p_die, self.estimator) * ends
@@ -242,7 +242,7 @@ class SIRSProgression(Substep):
     estimator: Estimator
 
     def transition(self, s: SEIRMState, action, params, key, t) -> dict[str, jax.Array]:
-        days_done, onset, ends, _ = _ends_of_stage(s)
+        days_done, onset, ends = _ends_of_stage(s)
         sus, exp, inf, rec, dead = s.stage
         recovered_before = rec * (1.0 - jax.lax.stop_gradient(s.exposures))
         wanes = bernoulli(key, params["waning_rate"], self.estimator, rec.shape) * recovered_before
