@@ -8,6 +8,7 @@ from agentgrad.errors import AgentgradError, GraphError, ParameterError
 from agentgrad.estimators import Estimator, GumbelSoftmax, NoGradient, StraightThrough
 from agentgrad.params import Beta, LogNormal, Normal, Param, ParamSpace, Prior, Uniform
 from agentgrad.sampling import bernoulli, binomial, categorical, geometric, poisson
+from agentgrad.sharding import Sharding
 from agentgrad.spaces import Graph, Grid, graphs
 from agentgrad.stochad import SmoothedStochasticDerivative, StochasticDerivative
 from agentgrad.substeps import Substep, SubstepModel
@@ -40,6 +41,7 @@ __all__ = [
     "ParamSpace",
     "ParameterError",
     "Prior",
+    "Sharding",
     "SmoothedStochasticDerivative",
     "StochasticDerivative",
     "StraightThrough",

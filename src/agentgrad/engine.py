@@ -29,6 +29,7 @@ import numpy as np
 
 from agentgrad.errors import AgentgradError
 from agentgrad.params import Params, ParamSpace
+from agentgrad.sharding import Sharding
 from agentgrad.stochad import estimate as stochad_estimate
 from agentgrad.stochad import recorder
 
@@ -120,8 +121,10 @@ def _run(
     stochad_mode: str | None = None,
     stochad_group: int | None = None,
     plan: recorder.FlipPlan | None = None,
+    sharding: Sharding | None = None,
 ) -> Trajectory:
     k_init, k_run = jax.random.split(key)
+    place = (lambda s: s) if sharding is None else sharding.constrain
     k_select = jax.random.fold_in(key, 0x5AE)
 
     def scoped(fn, step):
@@ -138,6 +141,9 @@ def _run(
         return stochad_estimate.fold_scope(res, carriers, stochad_group, step, k)
 
     state0, carriers = scoped(lambda: model.init(params, k_init), jnp.int32(-1))
+    if sharding is not None:
+        sharding.check(state0)
+        state0 = sharding.constrain(state0)
     res0 = fold(
         stochad_estimate.empty_reservoir(), carriers, -1, jax.random.fold_in(k_select, n_steps)
     )
@@ -145,7 +151,9 @@ def _run(
     def body(carry, t):
         state, res = carry
         new, carriers = scoped(
-            lambda: model.step(state, params, jax.random.fold_in(k_run, t), t.astype(jnp.float32)),
+            lambda: place(
+                model.step(state, params, jax.random.fold_in(k_run, t), t.astype(jnp.float32))
+            ),
             t,
         )
         res = fold(res, carriers, t, jax.random.fold_in(k_select, t))
@@ -191,6 +199,7 @@ def simulate(
     *,
     save_every: int | None = None,
     checkpoint: bool = False,
+    sharding: Sharding | None = None,
 ) -> Trajectory:
     """Simulate ``model`` for ``n_steps`` steps as one jitted ``lax.scan``.
 
@@ -206,6 +215,9 @@ def simulate(
             rematerialised (``jax.checkpoint``), so only block-boundary states are stored:
             memory O(n_steps / B + B) states instead of O(n_steps) step residuals, for
             about one extra forward pass of compute.
+        sharding: an :class:`~agentgrad.sharding.Sharding` to partition the agents over
+            several devices (one simulation, SPMD); results equal the one-device run to
+            float rounding.  ``None`` runs on the default device.
 
     Compilation is cached on the model's structure, the array shapes and the options,
     so new parameter values or keys reuse the compiled simulation.  ``simulate`` may be
@@ -213,12 +225,27 @@ def simulate(
     """
     _check_options(n_steps, save_every)
     params = model.param_space.complete(params)
+    if sharding is not None:
+        if not isinstance(sharding, Sharding):
+            raise TypeError(f"sharding must be an agentgrad.Sharding, got {sharding!r}")
+        model = sharding.prepare(model)
     scope = recorder.current()
     if scope is None:
-        return _run_jit(model, params, key, n_steps, save_every, bool(checkpoint))
+        return _run_jit(
+            model, params, key, n_steps, save_every, bool(checkpoint), sharding=sharding
+        )
     group = scope.next_site()
     traj = _run_jit(
-        model, params, key, n_steps, save_every, bool(checkpoint), scope.mode, group, scope.plan
+        model,
+        params,
+        key,
+        n_steps,
+        save_every,
+        bool(checkpoint),
+        scope.mode,
+        group,
+        scope.plan,
+        sharding=sharding,
     )
     if scope.mode == "record":
         scope.register(traj.reservoir, "reservoir", group)

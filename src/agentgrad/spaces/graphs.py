@@ -36,6 +36,9 @@ class Graph(eqx.Module):
         degree: float32 number of neighbours of each node.
         n_nodes: number of nodes (static).
         is_complete: ``True`` for the edge-free complete-graph representation (static).
+        layout: ``None``, or the :class:`~agentgrad.sharding.Sharding` the edges are laid
+            out for (:meth:`partition`); ``senders``/``receivers`` are then in device
+            blocks (static).
     """
 
     senders: jax.Array
@@ -43,21 +46,82 @@ class Graph(eqx.Module):
     degree: jax.Array
     n_nodes: int = eqx.field(static=True)
     is_complete: bool = eqx.field(static=True, default=False)
+    layout: Any = eqx.field(static=True, default=None)
 
     @property
     def n_edges(self) -> int:
         """Number of undirected edges."""
         if self.is_complete:
             return self.n_nodes * (self.n_nodes - 1) // 2
+        if self.layout is not None:
+            return int(np.asarray(self.degree, np.float64).sum()) // 2
         return int(self.senders.shape[0]) // 2
 
     def neighbour_sum(self, x: jax.Array) -> jax.Array:
         """``sum_{j in N(i)} x_j`` for every node ``i``; ``x`` has shape ``(n_nodes, ...)``."""
         if self.is_complete:
             return jnp.sum(x, axis=0) - x
+        if self.layout is not None:
+            return self._blocked_neighbour_sum(x)
         return jax.ops.segment_sum(
             x[self.senders], self.receivers, num_segments=self.n_nodes, indices_are_sorted=True
         )
+
+    def partition(self, sharding: Any) -> Graph:
+        """The same graph with its edges in D = ``sharding.size`` receiver blocks.
+
+        Device d owns nodes ``[d N/D, (d+1) N/D)`` and the edges into them (edges are
+        sorted by receiver, so each block is a contiguous slice), padded to the largest
+        block's edge count E_max with edges from node 0 into a dummy row.  Arrays:
+        ``senders`` (D E_max,) global sender ids, ``receivers`` (D E_max,) receiver ids
+        local to the block.  :meth:`neighbour_sum` then all-gathers ``x`` (N values per
+        step) and sums locally, so edge memory and work are split over devices.
+        Requires N to be a multiple of D.
+        """
+        if self.is_complete or self.layout is not None:
+            return self
+        blocks = sharding.size
+        if self.n_nodes % blocks:
+            raise AgentgradError(
+                f"Sharding: the graph has {self.n_nodes} nodes, not a multiple of {blocks} "
+                f"devices; choose a number of agents divisible by {blocks}"
+            )
+        rows = self.n_nodes // blocks
+        senders, receivers = np.asarray(self.senders), np.asarray(self.receivers)
+        bounds = np.searchsorted(receivers, np.arange(blocks + 1) * rows)
+        width = max(1, int(np.diff(bounds).max()))
+        block_senders = np.zeros((blocks, width), np.int32)
+        block_receivers = np.full((blocks, width), rows, np.int32)  # dummy row
+        for d in range(blocks):  # D slices, not a loop over agents
+            lo, hi = bounds[d], bounds[d + 1]
+            block_senders[d, : hi - lo] = senders[lo:hi]
+            block_receivers[d, : hi - lo] = receivers[lo:hi] - d * rows
+        return Graph(
+            jnp.asarray(block_senders.reshape(-1)),
+            jnp.asarray(block_receivers.reshape(-1)),
+            self.degree,
+            self.n_nodes,
+            layout=sharding,
+        )
+
+    def _blocked_neighbour_sum(self, x: jax.Array) -> jax.Array:
+        from jax.sharding import PartitionSpec
+
+        from agentgrad.sharding import AXIS
+
+        rows = self.n_nodes // self.layout.size
+        agents = PartitionSpec(AXIS)
+
+        def local(x_block, senders, receivers):
+            x_all = jax.lax.all_gather(x_block, AXIS, tiled=True)  # (N, ...)
+            summed = jax.ops.segment_sum(
+                x_all[senders], receivers, num_segments=rows + 1, indices_are_sorted=True
+            )
+            return summed[:rows]
+
+        return jax.shard_map(
+            local, mesh=self.layout.mesh, in_specs=(agents, agents, agents), out_specs=agents
+        )(x, self.senders, self.receivers)
 
     def neighbour_mean(self, x: jax.Array) -> jax.Array:
         """Mean of ``x`` over each node's neighbours (0 for isolated nodes)."""
