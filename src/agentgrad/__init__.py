@@ -1,6 +1,6 @@
 """agentgrad: differentiable agent-based models in JAX."""
 
-from agentgrad import gradients, metrics, models, sensitivity, soft, stochad, surrogate
+from agentgrad import distributed, gradients, metrics, models, sensitivity, soft, stochad, surrogate
 from agentgrad.calibration import GVI, calibrate
 from agentgrad.calibration.sbi import ABC, NLE, NPE, NRE, SNLE, SNPE, SNVI
 from agentgrad.engine import GradientValidityWarning, Model, Trajectory, ensemble, simulate
@@ -56,6 +56,7 @@ __all__ = [
     "calibrate",
     "categorical",
     "ensemble",
+    "distributed",
     "geometric",
     "gradients",
     "graphs",
