@@ -12,6 +12,7 @@ from agentgrad.sharding import Sharding
 from agentgrad.spaces import Graph, Grid, graphs
 from agentgrad.stochad import SmoothedStochasticDerivative, StochasticDerivative
 from agentgrad.substeps import Substep, SubstepModel
+from agentgrad.sweeps import sweep
 from agentgrad.training import TrainingError, TrainResult, train
 
 __version__ = "0.1.0"
@@ -68,5 +69,6 @@ __all__ = [
     "soft",
     "stochad",
     "surrogate",
+    "sweep",
     "train",
 ]

@@ -3,7 +3,8 @@
 ``agentgrad models [NAME]`` describes the model library; ``run`` simulates an ensemble;
 ``gradcheck`` compares gradient estimators with finite differences; ``sensitivity``
 writes the Jacobian of an observable over time; ``calibrate`` fits a posterior;
-``population synthesize`` writes a synthetic population.  MODEL is a library name,
+``sweep`` runs a parameter grid; ``population synthesize`` writes a synthetic
+population.  MODEL is a library name,
 ``path/to/file.py:Class``, ``package.module:Class`` or an ``agentgrad.models`` entry
 point (:mod:`agentgrad.plugins`).
 
@@ -1210,6 +1211,7 @@ def main() -> None:
     app()
 
 
+from agentgrad import cli_sweep  # noqa: E402, F401  (registers `sweep`; imports this module)
 from agentgrad.cli_surrogate import surrogate_app  # noqa: E402  (it imports this module)
 
 app.add_typer(surrogate_app, name="surrogate")

@@ -97,7 +97,11 @@ def initialize(
             "the script)"
         )
     if process_id:  # JAX aborts the process when the coordinator is unreachable
-        _wait_for(coordinator, timeout_s)
+        wait_for_port(
+            coordinator,
+            timeout_s,
+            f"distributed.initialize: could not join the run at {coordinator}",
+        )
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     try:
         jax.distributed.initialize(
@@ -115,8 +119,9 @@ def initialize(
         ) from None
 
 
-def _wait_for(address: str, timeout_s: float) -> None:
-    """Poll a TCP connection to ``host:port`` until it opens or ``timeout_s`` passes."""
+def wait_for_port(address: str, timeout_s: float, what: str) -> None:
+    """Poll a TCP connection to ``host:port`` until it opens; after ``timeout_s`` raise
+    the one-line error ``what`` (with the reason)."""
     import socket
     import time
 
@@ -129,8 +134,8 @@ def _wait_for(address: str, timeout_s: float) -> None:
         except (OSError, ValueError) as err:
             if time.monotonic() >= deadline:
                 raise AgentgradError(
-                    f"distributed.initialize: could not join the run at {address} within "
-                    f"{timeout_s} s ({err}); check the address and that process 0 was started"
+                    f"{what} within {timeout_s:g} s ({err}); check the address and that the "
+                    "server (process 0, the Ray head) was started"
                 ) from None
             time.sleep(0.2)
 

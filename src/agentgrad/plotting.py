@@ -52,6 +52,30 @@ def plot_observables(ds: xr.Dataset, path: str | os.PathLike, title: str = "") -
     _finish(fig, axes, path, title)
 
 
+def plot_sweep(ds: xr.Dataset, path: str | os.PathLike, title: str = "") -> None:
+    """One panel per scalar observable: its mean over runs at the last step against the
+    first swept parameter, one line per value of the second (others at their first)."""
+    swept = [d for d in ds.dims if d not in ("run", "step")]
+    names = [n for n in ds.data_vars if ds[n].dims[-2:] == ("run", "step")]
+    fig, axes = _panels(len(names))
+    x = swept[0]
+    for ax, name in zip(axes, names, strict=True):
+        end = ds[name].isel(step=-1).mean("run")
+        end = end.isel({d: 0 for d in swept[2:]})
+        lines = (
+            [(None, end)]
+            if len(swept) == 1
+            else [(v, end.sel({swept[1]: v})) for v in ds[swept[1]].values[:8]]
+        )
+        for value, curve in lines:
+            label = "mean of runs" if value is None else f"{swept[1]} = {value:.4g}"
+            ax.plot(ds[x].values, curve.values, "o-", lw=1.5, ms=3, label=label)
+        ax.set_title(f"{name} at step {int(ds['step'].values[-1])}")
+        ax.set_xlabel(x)
+        ax.set_ylabel(ds[name].attrs.get("units", ""))
+    _finish(fig, axes, path, title)
+
+
 def plot_gradcheck(table, path: str | os.PathLike, title: str = "") -> None:
     """One panel per parameter: AD mean ± 2 s.e. per estimator against the FD line and band.
 
