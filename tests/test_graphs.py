@@ -75,6 +75,36 @@ def test_barabasi_albert_edge_count_and_hubs():
     g = graphs.barabasi_albert(2000, 2, key=0)
     assert g.n_edges == 2 * (2000 - 2)
     assert float(g.degree.max()) > 10 * float(g.degree.mean())
+    check_simple_undirected(graphs.barabasi_albert(30, 4, key=1))  # sequential part only
+
+
+def test_barabasi_albert_degrees_follow_the_power_law():
+    """P(K >= k) = m (m + 1) / (k (k + 1)) for k >= m (Bollobás et al. 2001); the tail
+    fraction at n = 10^5 is within 4 binomial standard errors (plus 2% finite-size)."""
+    n, m = 100_000, 3
+    g = graphs.barabasi_albert(n, m, key=7)
+    assert g.n_edges == m * (n - m)  # every new node has m distinct targets
+    degree = np.asarray(g.degree)
+    assert degree[m:].min() >= m
+    for k in (5, 10, 20, 40):
+        exact = m * (m + 1) / (k * (k + 1))
+        se = np.sqrt(exact * (1 - exact) / n)
+        assert abs((degree >= k).mean() - exact) < 4 * se + 0.02 * exact, k
+
+
+def test_watts_strogatz_rewires_the_stated_fraction():
+    """Each of the n k / 2 lattice edges is rewired with probability p (a rewiring onto
+    an existing edge or a self-loop is rejected, probability ~ (k + 1) / n here)."""
+    n, k, p = 20_000, 6, 0.3
+    g = graphs.watts_strogatz(n, k, p, key=3)
+    senders, receivers = np.asarray(g.senders), np.asarray(g.receivers)
+    ring = np.abs(senders - receivers)
+    ring = np.minimum(ring, n - ring)
+    long_range = (ring > k // 2).sum() / 2 / (n * k / 2)
+    expected = p * (1 - (k + 1) / n)  # a new end within ring distance k/2 stays short
+    se = np.sqrt(p * (1 - p) / (n * k / 2))
+    assert abs(long_range - expected) < 4 * se + 0.005
+    assert g.n_edges <= n * k // 2 and float(g.degree.mean()) == pytest.approx(k, rel=0.01)
 
 
 def test_edge_list_file(tmp_path):
