@@ -4,12 +4,17 @@ For each model and size (mean contact degree 10): time per step of a forward run
 (`simulate`), of a reverse-mode gradient of the final infected count w.r.t. all
 parameters (`checkpoint=True`), and of a forward-mode JVP (one tangent: the
 transmission parameter); microseconds per agent-step; peak resident memory of the
-process (VmHWM, an upper bound: it includes Python, JAX, the graph and compilation);
+process (VmHWM, an upper bound: it includes Python, JAX, building the graph and compilation)
+and the simulation's own peak above the memory held once the model is built ("sim MB");
 graph/population construction time.  Every cell runs in a fresh
-process (compiled first, best of 3), and a least-squares fit of time against agents
-shows whether cost grows linearly.
+process (compiled first, best of ``--repeats``), and a least-squares fit of time
+against agents shows whether cost grows linearly.  ``--devices 1,2`` repeats every cell
+with the agents sharded over that many devices (``ag.Sharding``; CPU host devices here):
+strong scaling at a fixed size, weak scaling when the sizes grow with the devices.
 
     python benchmarks/scale.py --sizes 100000,1000000 --steps 100
+    python benchmarks/scale.py --sizes 10000000 --models sir-network --repeats 1
+    python benchmarks/scale.py --sizes 1000000 --models sir-network --devices 1,2
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import json
 import time
 
 import numpy as np
-from _memory import run_worker, status_mb
+from _memory import peak_since, reset_peak, run_worker, status_mb
 
 MODES = ("forward", "reverse", "jvp")
 RATE = {"sir-network": "beta", "seirm": "transmission"}
@@ -40,18 +45,23 @@ def build(name: str, n: int):
     return model, time.perf_counter() - t0
 
 
-def worker(name: str, n: int, mode: str, steps: int) -> dict:
+def worker(name: str, n: int, mode: str, steps: int, devices: int, repeats: int) -> dict:
     import jax
 
+    if devices > 1:
+        jax.config.update("jax_num_cpu_devices", devices)
     import agentgrad as ag
 
+    sharding = ag.Sharding(devices) if devices > 1 else None
     model, build_s = build(name, n)
+    baseline = reset_peak()  # the simulation's own peak, without graph construction
     params = model.param_space.defaults()
     key = jax.random.key(1)
     rate = RATE[name]
 
     def final_infected(p, checkpoint=False):
-        obs = ag.simulate(model, p, key, steps, checkpoint=checkpoint).observables
+        obs = ag.simulate(model, p, key, steps, checkpoint=checkpoint, sharding=sharding)
+        obs = obs.observables
         return obs["infected"][-1]
 
     if mode == "forward":
@@ -64,11 +74,16 @@ def worker(name: str, n: int, mode: str, steps: int) -> dict:
         fn = jax.jit(lambda p: jax.jvp(final_infected, (p,), (tangent,))[1])
     jax.block_until_ready(fn(params))  # compile
     times = []
-    for _ in range(3):
+    for _ in range(repeats):
         t0 = time.perf_counter()
         jax.block_until_ready(fn(params))
         times.append(time.perf_counter() - t0)
-    return {"build_s": build_s, "seconds": min(times), "peak_mb": status_mb("VmHWM")}
+    return {
+        "build_s": build_s,
+        "seconds": min(times),
+        "peak_mb": status_mb("VmHWM"),
+        "sim_mb": peak_since(baseline),
+    }
 
 
 def main() -> None:
@@ -76,32 +91,42 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--models", default="sir-network,seirm")
+    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--devices", default="1", help="comma-separated device counts")
     parser.add_argument("--worker", nargs="*")
     args = parser.parse_args()
     if args.worker:
-        name, n, mode, steps = args.worker
-        print(json.dumps(worker(name, int(n), mode, int(steps))))
+        name, n, mode, steps, devices, repeats = args.worker
+        result = worker(name, int(n), mode, int(steps), int(devices), int(repeats))
+        print(json.dumps(result))
         return
     sizes = [int(float(s)) for s in args.sizes.split(",")]
-    print(f"{args.steps} steps, mean degree 10; times per step, best of 3, compiled")
+    device_counts = [int(d) for d in args.devices.split(",")]
+    print(f"{args.steps} steps, mean degree 10; times per step, best of {args.repeats}, compiled")
     print(
-        f"{'model':<12} {'agents':>9} {'mode':<8} {'build s':>8} {'ms/step':>9} "
-        f"{'us/agent-step':>14} {'peak MB':>8}"
+        f"{'model':<12} {'agents':>9} {'dev':>3} {'mode':<8} {'build s':>8} {'ms/step':>9} "
+        f"{'us/agent-step':>14} {'peak MB':>8} {'sim MB':>7}"
     )
     for name in args.models.split(","):
         per_mode: dict[str, list[float]] = {m: [] for m in MODES}
         for n in sizes:
-            for mode in MODES:
-                r = run_worker(__file__, name, n, mode, args.steps)
-                per_step = r["seconds"] / args.steps
-                per_mode[mode].append(per_step)
-                print(
-                    f"{name:<12} {n:>9} {mode:<8} {r['build_s']:>8.2f} {1e3 * per_step:>9.2f} "
-                    f"{1e6 * per_step / n:>14.4f} {r['peak_mb']:>8.0f}",
-                    flush=True,
-                )
+            for mode in args.modes.split(","):
+                for d in device_counts:
+                    r = run_worker(__file__, name, n, mode, args.steps, d, args.repeats)
+                    per_step = r["seconds"] / args.steps
+                    if d == device_counts[0]:
+                        per_mode[mode].append(per_step)
+                    print(
+                        f"{name:<12} {n:>9} {d:>3} {mode:<8} {r['build_s']:>8.2f} "
+                        f"{1e3 * per_step:>9.2f} {1e6 * per_step / n:>14.4f} "
+                        f"{r['peak_mb']:>8.0f} {r.get('sim_mb', float('nan')):>7.0f}",
+                        flush=True,
+                    )
         if len(sizes) > 1:
             for mode, ts in per_mode.items():
+                if not ts:
+                    continue
                 slope = np.polyfit(np.log(sizes), np.log(ts), 1)[0]
                 print(f"{name:<12} {mode:<8} time ~ agents^{slope:.2f} (log-log fit)")
 
