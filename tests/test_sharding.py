@@ -107,3 +107,12 @@ def test_bad_sharding_requests_fail_with_one_line():
         ag.simulate(odd, None, jax.random.key(0), 2, sharding=SHARDED)
     with pytest.raises(TypeError, match="agentgrad.Sharding"):
         ag.simulate(odd, None, jax.random.key(0), 2, sharding=2)
+
+
+def test_cache_blocked_graph_is_partitioned_in_csr_order():
+    graph = ag.graphs.erdos_renyi(400, 6.0, key=0)
+    one = ag.models.SIRNetwork(graph=graph)
+    blocked = ag.models.SIRNetwork(graph=graph.with_sender_blocks(3))
+    a = ag.simulate(one, None, jax.random.key(0), 6).observables
+    b = ag.simulate(blocked, None, jax.random.key(0), 6, sharding=SHARDED).observables
+    _close(a, b)

@@ -98,14 +98,13 @@ def write_binary(population: Population, path: str | os.PathLike) -> None:
             fh,
             ages=np.asarray(population.ages).astype(np.int16),
             indptr=indptr,
-            neighbours=np.asarray(graph.senders, np.int32),
+            neighbours=graph.csr()[0].astype(np.int32),
             **groups,
         )
 
 
 def read_binary(path: str | os.PathLike) -> Population:
     """Read ``population.npz``; checks shapes, id ranges and the CSR layout (one line)."""
-    import jax.numpy as jnp
 
     where = f"population file {str(path)!r}"
     try:
@@ -130,12 +129,7 @@ def read_binary(path: str | os.PathLike) -> Population:
     if neighbours.size % 2:
         raise PopulationError(f"{where}: every contact must be listed from both ends")
     receivers = np.repeat(np.arange(n, dtype=np.int32), degree)
-    graph = Graph(
-        jnp.asarray(neighbours, jnp.int32),
-        jnp.asarray(receivers),
-        jnp.asarray(degree, jnp.float32),
-        n,
-    )
+    graph = graphs.from_csr(neighbours, receivers, degree, n)
     groups = {k[6:]: v for k, v in arrays.items() if k.startswith("group_")}
     return Population(ages.astype(np.int64), graph, groups or None)
 

@@ -3,7 +3,15 @@
 A :class:`Graph` stores every undirected edge as two directed edges
 ``senders[e] -> receivers[e]``, sorted by receiver (the column structure of a CSR
 matrix).  ``neighbour_sum(x)_i = sum_{j in N(i)} x_j`` is one gather and one
-sorted ``segment_sum``: O(E) time and memory.  The complete graph stores no edges:
+sorted ``segment_sum``: O(E) time and memory.
+
+Large graphs (more than :data:`BLOCK_NODES` nodes) are stored cache-blocked: the edges
+are grouped by blocks of :data:`BLOCK_NODES` senders, and sorted by receiver (then
+sender) within each block.  The gather ``x[senders]`` then reads one block of ``x`` at a
+time from cache instead of all of ``x`` from main memory (at 10^7 nodes the step is
+about 2x faster, forward and reverse), and the ``segment_sum`` scatters into receivers
+without assuming sorted indices.  Each receiver still sums its senders in ascending
+order, so the result is bitwise that of the CSR order.  The complete graph stores no edges:
 ``neighbour_sum(x)_i = sum_j x_j - x_i`` is O(N) (the mean-field path; an N x N
 matrix is never formed).
 
@@ -26,6 +34,9 @@ import numpy as np
 from agentgrad.errors import AgentgradError, GraphError
 from agentgrad.resources import INT32_MAX, graph_bytes, require_memory
 
+#: senders per cache block (2^19 float32 values = 2 MiB, about an L2 cache or an L3 share)
+BLOCK_NODES = 2**19
+
 
 class Graph(eqx.Module):
     """An undirected contact network on ``n_nodes`` agents.
@@ -39,6 +50,8 @@ class Graph(eqx.Module):
         layout: ``None``, or the :class:`~agentgrad.sharding.Sharding` the edges are laid
             out for (:meth:`partition`); ``senders``/``receivers`` are then in device
             blocks (static).
+        sender_blocks: number of cache blocks of senders the edges are grouped in (1 =
+            plain CSR order; module docstring) (static).
     """
 
     senders: jax.Array
@@ -47,6 +60,7 @@ class Graph(eqx.Module):
     n_nodes: int = eqx.field(static=True)
     is_complete: bool = eqx.field(static=True, default=False)
     layout: Any = eqx.field(static=True, default=None)
+    sender_blocks: int = eqx.field(static=True, default=1)
 
     @property
     def n_edges(self) -> int:
@@ -64,7 +78,33 @@ class Graph(eqx.Module):
         if self.layout is not None:
             return self._blocked_neighbour_sum(x)
         return jax.ops.segment_sum(
-            x[self.senders], self.receivers, num_segments=self.n_nodes, indices_are_sorted=True
+            x[self.senders],
+            self.receivers,
+            num_segments=self.n_nodes,
+            indices_are_sorted=self.sender_blocks == 1,
+        )
+
+    def csr(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(senders, receivers)`` as NumPy arrays in CSR order (sorted by receiver, then
+        sender), whatever the storage order."""
+        senders, receivers = np.asarray(self.senders), np.asarray(self.receivers)
+        if self.sender_blocks == 1:
+            return senders, receivers
+        order = np.argsort(receivers, kind="stable")  # blocks hold ascending senders
+        return senders[order], receivers[order]
+
+    def with_sender_blocks(self, blocks: int) -> Graph:
+        """The same graph with its edges grouped in ``blocks`` cache blocks of senders
+        (``blocks = 1``: CSR order).  Neighbour sums are bitwise unchanged."""
+        if self.is_complete or self.layout is not None:
+            return self
+        senders, receivers = _blocked(*self.csr(), self.n_nodes, blocks)
+        return Graph(
+            jnp.asarray(senders, jnp.int32),
+            jnp.asarray(receivers, jnp.int32),
+            self.degree,
+            self.n_nodes,
+            sender_blocks=int(max(blocks, 1)),
         )
 
     def partition(self, sharding: Any) -> Graph:
@@ -87,7 +127,7 @@ class Graph(eqx.Module):
                 f"devices; choose a number of agents divisible by {blocks}"
             )
         rows = self.n_nodes // blocks
-        senders, receivers = np.asarray(self.senders), np.asarray(self.receivers)
+        senders, receivers = self.csr()
         bounds = np.searchsorted(receivers, np.arange(blocks + 1) * rows)
         width = max(1, int(np.diff(bounds).max()))
         block_senders = np.zeros((blocks, width), np.int32)
@@ -193,12 +233,35 @@ def from_edges(src: Any, dst: Any, n_nodes: int | None = None) -> Graph:
     directed = np.sort(np.concatenate([hi * n_nodes + lo, lo * n_nodes + hi]))
     receivers, senders = directed // n_nodes, directed % n_nodes
     degree = np.bincount(receivers, minlength=n_nodes)
+    return from_csr(senders, receivers, degree, n_nodes)
+
+
+def from_csr(senders: Any, receivers: Any, degree: Any, n_nodes: int) -> Graph:
+    """A :class:`Graph` from directed edges already in CSR order (both directions of
+    every edge, sorted by receiver then sender); cache-blocked above
+    :data:`BLOCK_NODES` nodes (module docstring)."""
+    blocks = -(-n_nodes // BLOCK_NODES)
+    senders, receivers = _blocked(np.asarray(senders), np.asarray(receivers), n_nodes, blocks)
     return Graph(
         jnp.asarray(senders, jnp.int32),
         jnp.asarray(receivers, jnp.int32),
         jnp.asarray(degree, jnp.float32),
         n_nodes,
+        sender_blocks=max(blocks, 1),
     )
+
+
+def _blocked(
+    senders: np.ndarray, receivers: np.ndarray, n_nodes: int, blocks: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """CSR-ordered edges regrouped by ``blocks`` blocks of senders (stable: each block
+    stays sorted by receiver, then sender)."""
+    if blocks <= 1:
+        return senders, receivers
+    size = -(-n_nodes // blocks)
+    block = (senders // size).astype(np.uint16 if blocks < 2**16 else np.int64)
+    order = np.argsort(block, kind="stable")  # radix sort of 16-bit keys: O(E)
+    return senders[order], receivers[order]
 
 
 def complete(n: int) -> Graph:
