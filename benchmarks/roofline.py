@@ -68,7 +68,7 @@ def main() -> None:
     x = jnp.ones(args.agents, jnp.float32)
     bare_fn = jax.jit(
         lambda x, s, r: jax.ops.segment_sum(
-            x[s], r, num_segments=args.agents, indices_are_sorted=True
+            x[s], r, num_segments=args.agents, indices_are_sorted=graph.sender_blocks == 1
         )
     )
     bare = best_of(lambda: bare_fn(x, graph.senders, graph.receivers).block_until_ready(), 5)

@@ -75,6 +75,7 @@ def test_resume_after_interruption(tmp_path, reference):
         sweep(MODEL, GRID, KEY, 12, runs=3, batch=4, checkpoint=path)
 
 
+@pytest.mark.slow  # starts a local Ray instance (~12 s)
 def test_ray_executor_equals_local(reference):
     ray = pytest.importorskip("ray")
     try:
