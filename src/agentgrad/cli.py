@@ -449,6 +449,26 @@ def _observables_of(model) -> tuple[str, ...]:
     return observable_names(model)
 
 
+def progress_bar(unit: str) -> Progress:
+    """The commands' progress bar: description, bar, ``done/total unit``, elapsed time
+    (transient when the output is not a terminal)."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn(f"{{task.completed}}/{{task.total}} {unit}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=not sys.stdout.isatty(),
+    )
+
+
+def label_units(ds: Any, setup: Setup) -> None:
+    """Set each observable's ``units`` attribute from the model's declaration."""
+    for name, unit in setup.entry.observable_units.items():
+        if name in ds:
+            ds[name].attrs["units"] = unit
+
+
 @contextmanager
 def _interruptible(message: str) -> Iterator[None]:
     """Turn Ctrl-C inside the block into :class:`Interrupted` with ``message``."""
@@ -535,14 +555,7 @@ def run_command(
     )
     keys = jax.random.split(jax.random.key(opts.seed), runs)
     with _interruptible("interrupted (Ctrl-C) during the simulation; nothing was written"):
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total} runs"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=not sys.stdout.isatty(),
-        ) as progress:
+        with progress_bar("runs") as progress:
             task = progress.add_task(f"{opts.model}", total=runs)
             observables = map_key_batches(
                 lambda k: ensemble(setup.model, setup.params, k, setup.n_steps).observables,
@@ -553,9 +566,7 @@ def run_command(
 
     meta = _provenance(setup, "run", runs=runs, batch=batch)
     ds = observables_dataset(observables, meta)
-    for name, unit in setup.entry.observable_units.items():
-        if name in ds:
-            ds[name].attrs["units"] = unit
+    label_units(ds, setup)
     save_outputs(
         out,
         {

@@ -16,7 +16,6 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from agentgrad.cli import (  # noqa: I001
     ModelOptions,
@@ -28,7 +27,9 @@ from agentgrad.cli import (  # noqa: I001
     app,
     console,
     fail,
+    label_units,
     model_command,
+    progress_bar,
 )
 from agentgrad.outputs import prepare_output_dir, save_outputs
 
@@ -75,6 +76,9 @@ def sweep_command(
     out: Annotated[str, typer.Option(help="output directory")] = "out",
 ) -> None:
     """Simulate every combination of the swept --param values RUNS times; write sweep.nc."""
+    import jax
+
+    from agentgrad.io import netcdf_attrs, write_netcdf
     from agentgrad.sweeps import LocalExecutor, RayExecutor, sweep
 
     files = ["sweep.nc", "sweep.png", "provenance.json"]
@@ -97,19 +101,13 @@ def sweep_command(
     executor = LocalExecutor()
     if ray is not None:
         executor = RayExecutor(None if ray == "local" else ray, timeout_s=30)
-    key = __import__("jax").random.key(opts.seed)
+    key = jax.random.key(opts.seed)
     n_points = math.prod(len(v) for v in grid.values())
     with _interruptible(
         f"interrupted (Ctrl-C); finished batches are kept in {out / CHECKPOINT}: "
         "run the same command again to resume"
     ):
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total} simulations"),
-            TimeElapsedColumn(),
-            console=console,
-        ) as progress:
+        with progress_bar("simulations") as progress:
             task = progress.add_task(f"{opts.model} sweep", total=n_points * runs)
             ds = sweep(
                 setup.model,
@@ -117,7 +115,7 @@ def sweep_command(
                 key,
                 setup.n_steps,
                 runs,
-                params=setup.params and {k: v for k, v in setup.params.items() if k not in grid},
+                params={k: v for k, v in setup.params.items() if k not in grid},
                 batch=batch,
                 devices=devices,
                 checkpoint=out / CHECKPOINT,
@@ -127,11 +125,8 @@ def sweep_command(
     meta = _provenance(setup, "sweep", runs=runs, batch=batch, swept=",".join(grid))
     for name in grid:
         meta.pop(f"param_{name}", None)
-    ds.attrs.update({k: v if isinstance(v, int | float | str) else str(v) for k, v in meta.items()})
-    for name, unit in setup.entry.observable_units.items():
-        if name in ds:
-            ds[name].attrs["units"] = unit
-    from agentgrad.io import write_netcdf
+    ds.attrs.update(netcdf_attrs(meta))
+    label_units(ds, setup)
     from agentgrad.plotting import plot_sweep
 
     save_outputs(

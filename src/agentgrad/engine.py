@@ -143,7 +143,7 @@ def _run(
     state0, carriers = scoped(lambda: model.init(params, k_init), jnp.int32(-1))
     if sharding is not None:
         sharding.check(state0)
-        state0 = sharding.constrain(state0)
+    state0 = place(state0)
     res0 = fold(
         stochad_estimate.empty_reservoir(), carriers, -1, jax.random.fold_in(k_select, n_steps)
     )
@@ -217,7 +217,9 @@ def simulate(
             about one extra forward pass of compute.
         sharding: an :class:`~agentgrad.sharding.Sharding` to partition the agents over
             several devices (one simulation, SPMD); results equal the one-device run to
-            float rounding.  ``None`` runs on the default device.
+            float rounding.  ``None`` runs on the default device.  Each call lays the
+            model's graphs out for the devices on the host; for repeated calls pass
+            ``sharding.prepare(model)`` once (preparing again is free).
 
     Compilation is cached on the model's structure, the array shapes and the options,
     so new parameter values or keys reuse the compiled simulation.  ``simulate`` may be
@@ -230,25 +232,12 @@ def simulate(
             raise TypeError(f"sharding must be an agentgrad.Sharding, got {sharding!r}")
         model = sharding.prepare(model)
     scope = recorder.current()
-    if scope is None:
-        return _run_jit(
-            model, params, key, n_steps, save_every, bool(checkpoint), sharding=sharding
-        )
-    group = scope.next_site()
+    stochad = () if scope is None else (scope.mode, scope.next_site(), scope.plan)
     traj = _run_jit(
-        model,
-        params,
-        key,
-        n_steps,
-        save_every,
-        bool(checkpoint),
-        scope.mode,
-        group,
-        scope.plan,
-        sharding=sharding,
+        model, params, key, n_steps, save_every, bool(checkpoint), *stochad, sharding=sharding
     )
-    if scope.mode == "record":
-        scope.register(traj.reservoir, "reservoir", group)
+    if scope is not None and scope.mode == "record":
+        scope.register(traj.reservoir, "reservoir", stochad[1])
     return traj
 
 

@@ -25,7 +25,6 @@ calling :func:`sweep_arrays`.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -37,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agentgrad.engine import Model, _run
+from agentgrad.engine import Model, _check_options, _run
 from agentgrad.errors import AgentgradError, ParameterError
 
 
@@ -57,22 +56,19 @@ def grid_points(model: Model, grid: Mapping[str, Sequence[float]]) -> dict[str, 
         for v in arr:  # unknown names, out-of-bounds values: one-line ParameterError
             space.complete({name: float(v)})
         values[name] = arr
-    product = list(itertools.product(*values.values()))
-    return {name: np.array([p[i] for p in product]) for i, name in enumerate(values)}
+    mesh = np.meshgrid(*values.values(), indexing="ij")
+    return {name: m.ravel() for name, m in zip(values, mesh, strict=True)}
 
 
-def _chunk_fn(model, fixed, n_steps):
-    """jit(vmap) of one simulation over (point parameters, key) pairs -> observables."""
+@eqx.filter_jit
+def _run_items(model, fixed, swept, keys, n_steps):
+    """One simulation per (swept parameters, key) pair, vmapped -> observables.  A
+    module-level jit: compiled once per model structure, shapes and ``n_steps``."""
 
-    @eqx.filter_jit
-    def run(model, fixed, swept, keys):
-        def one(point, key):
-            params = {**fixed, **point}
-            return _run(model, params, key, n_steps, None, False).observables
+    def one(point, key):
+        return _run(model, {**fixed, **point}, key, n_steps, None, False).observables
 
-        return jax.vmap(one)(swept, keys)
-
-    return lambda swept, keys: run(model, fixed, swept, keys)
+    return jax.vmap(one)(swept, keys)
 
 
 def sweep_arrays(
@@ -86,7 +82,7 @@ def sweep_arrays(
     ``{**params, name: points[name][i]}`` with key ``keys[i]``; differentiable."""
     fixed = model.param_space.complete(params)
     swept = {k: jnp.asarray(v, fixed[k].dtype) for k, v in points.items()}
-    return _chunk_fn(model, fixed, n_steps)(swept, keys)
+    return _run_items(model, fixed, swept, keys, n_steps)
 
 
 def simulate_chunk(
@@ -109,7 +105,7 @@ def simulate_chunk(
 
         sharding = Sharding(devices)
         swept, keys = sharding.put(swept), sharding.put(keys)
-    obs = _chunk_fn(model, fixed, n_steps)(swept, keys)
+    obs = _run_items(model, fixed, swept, keys, n_steps)
     return {k: np.asarray(v)[:n_real] for k, v in obs.items()}
 
 
@@ -268,8 +264,6 @@ def sweep(
         Dataset with one variable per observable, dims ``(*grid, run, step)``, coordinates
         the swept values, runs ``0..R-1`` and steps ``1..n_steps``.
     """
-    from agentgrad.engine import _check_options
-
     _check_options(n_steps, None)
     for name, value in (("runs", runs), ("batch", batch)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -301,20 +295,23 @@ def sweep(
     path = Path(checkpoint) if checkpoint is not None else None
     fingerprint = _fingerprint(model, fixed, points, runs, n_steps, batch, key)
     done = _load_checkpoint(path, fingerprint) if path is not None else {}
-    if on_chunk is not None:
-        on_chunk(sum(len(next(iter(v.values()))) for v in done.values()), total)
+
+    def report() -> None:
+        if on_chunk is not None:
+            on_chunk(sum(min(batch, total - c * batch) for c in done), total)
+
+    report()
     todo = {c: task(c) for c in range(n_chunks) if c not in done}
     for c, result in (executor or LocalExecutor()).map(todo):
         done[c] = result
         if path is not None:
             _save_checkpoint(path, fingerprint, done)
-        if on_chunk is not None:
-            on_chunk(sum(len(next(iter(v.values()))) for v in done.values()), total)
+        report()
     flat = {k: np.concatenate([done[c][k] for c in range(n_chunks)]) for k in done[0]}
-    return _dataset(flat, grid, points, runs, n_steps, fixed)
+    return _dataset(flat, grid, runs, n_steps, fixed)
 
 
-def _dataset(flat, grid, points, runs, n_steps, fixed):
+def _dataset(flat, grid, runs, n_steps, fixed):
     import xarray as xr
 
     from agentgrad.io import netcdf_attrs

@@ -112,9 +112,8 @@ def hybrid_population(
     # schools: same-age classes, ring contacts inside each class
     pupils = np.flatnonzero((ages >= SCHOOL_AGES[0]) & (ages <= SCHOOL_AGES[1]))
     pupils = pupils[np.lexsort((rng.random(pupils.size), ages[pupils]))]
-    groups["class"] = _group_ids(n, pupils, ages[pupils], class_size)
-    order = np.argsort(groups["class"][pupils], kind="stable")
-    edges.append(_grouped_ring(pupils[order], groups["class"][pupils[order]], school_contacts))
+    groups["class"] = _group_ids(n, pupils, ages[pupils], class_size)  # ascending along pupils
+    edges.append(_grouped_ring(pupils, groups["class"][pupils], school_contacts))
 
     # workplaces: employed adults in random order
     adults = np.flatnonzero((ages >= WORK_AGES[0]) & (ages <= WORK_AGES[1]))
@@ -147,23 +146,27 @@ def _group_ids(n: int, members: np.ndarray, cohort: np.ndarray, size: int) -> np
     ids = np.full(n, -1, np.int64)
     if members.size == 0:
         return ids
-    new_cohort = np.concatenate([[True], cohort[1:] != cohort[:-1]])
-    cohort_start = np.maximum.accumulate(np.where(new_cohort, np.arange(members.size), 0))
-    within = np.arange(members.size) - cohort_start
-    starts_group = new_cohort | (within % size == 0)
-    ids[members] = np.cumsum(starts_group) - 1
+    new_cohort, within = _runs(cohort)
+    ids[members] = np.cumsum(new_cohort | (within % size == 0)) - 1
     return ids
+
+
+def _runs(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For a sorted label array: where each run of equal labels starts (bool) and each
+    entry's position within its run."""
+    new = np.concatenate([[True], labels[1:] != labels[:-1]])
+    start = np.maximum.accumulate(np.where(new, np.arange(labels.size), 0))
+    return new, np.arange(labels.size) - start
 
 
 def _grouped_ring(members: np.ndarray, group: np.ndarray, contacts: int) -> np.ndarray:
     """Ring contacts within groups of unequal sizes (``members`` sorted by ``group``)."""
     if members.size < 2 or contacts < 2:
         return np.zeros((2, 0), np.int64)
-    new = np.concatenate([[True], group[1:] != group[:-1]])
-    start = np.maximum.accumulate(np.where(new, np.arange(members.size), 0))
-    counts = np.bincount(np.cumsum(new) - 1)
-    size = counts[np.cumsum(new) - 1]
-    pos = np.arange(members.size) - start
+    new, pos = _runs(group)
+    run = np.cumsum(new) - 1
+    size = np.bincount(run)[run]
+    start = np.arange(members.size) - pos
     edges = []
     for d in range(1, contacts // 2 + 1):  # contacts/2 offsets, not a loop over agents
         ok = (size > 2 * d) | ((size == 2 * d) & (pos < d))

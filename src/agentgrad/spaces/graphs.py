@@ -43,7 +43,8 @@ class Graph(eqx.Module):
 
     Attributes:
         senders, receivers: int32 arrays of the directed edges (each undirected edge
-            twice), sorted by receiver.
+            twice), sorted by receiver (within each sender block, see
+            ``sender_blocks``).
         degree: float32 number of neighbours of each node.
         n_nodes: number of nodes (static).
         is_complete: ``True`` for the edge-free complete-graph representation (static).
@@ -98,14 +99,7 @@ class Graph(eqx.Module):
         (``blocks = 1``: CSR order).  Neighbour sums are bitwise unchanged."""
         if self.is_complete or self.layout is not None:
             return self
-        senders, receivers = _blocked(*self.csr(), self.n_nodes, blocks)
-        return Graph(
-            jnp.asarray(senders, jnp.int32),
-            jnp.asarray(receivers, jnp.int32),
-            self.degree,
-            self.n_nodes,
-            sender_blocks=int(max(blocks, 1)),
-        )
+        return from_csr(*self.csr(), self.degree, self.n_nodes, blocks)
 
     def partition(self, sharding: Any) -> Graph:
         """The same graph with its edges in D = ``sharding.size`` receiver blocks.
@@ -118,8 +112,13 @@ class Graph(eqx.Module):
         step) and sums locally, so edge memory and work are split over devices.
         Requires N to be a multiple of D.
         """
-        if self.is_complete or self.layout is not None:
+        if self.is_complete or self.layout == sharding:
             return self
+        if self.layout is not None:
+            raise AgentgradError(
+                f"Sharding: this graph is laid out for {self.layout.size} devices, not "
+                f"{sharding.size}; partition the original graph"
+            )
         blocks = sharding.size
         if self.n_nodes % blocks:
             raise AgentgradError(
@@ -236,18 +235,20 @@ def from_edges(src: Any, dst: Any, n_nodes: int | None = None) -> Graph:
     return from_csr(senders, receivers, degree, n_nodes)
 
 
-def from_csr(senders: Any, receivers: Any, degree: Any, n_nodes: int) -> Graph:
+def from_csr(
+    senders: Any, receivers: Any, degree: Any, n_nodes: int, blocks: int | None = None
+) -> Graph:
     """A :class:`Graph` from directed edges already in CSR order (both directions of
-    every edge, sorted by receiver then sender); cache-blocked above
-    :data:`BLOCK_NODES` nodes (module docstring)."""
-    blocks = -(-n_nodes // BLOCK_NODES)
+    every edge, sorted by receiver then sender), grouped in ``blocks`` cache blocks of
+    senders (default: one per :data:`BLOCK_NODES` nodes; module docstring)."""
+    blocks = max(1, -(-n_nodes // BLOCK_NODES) if blocks is None else int(blocks))
     senders, receivers = _blocked(np.asarray(senders), np.asarray(receivers), n_nodes, blocks)
     return Graph(
         jnp.asarray(senders, jnp.int32),
         jnp.asarray(receivers, jnp.int32),
         jnp.asarray(degree, jnp.float32),
         n_nodes,
-        sender_blocks=max(blocks, 1),
+        sender_blocks=blocks,
     )
 
 
