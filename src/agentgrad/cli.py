@@ -531,20 +531,31 @@ def run_command(
     opts: ModelOptions,
     runs: Annotated[int, typer.Option(help="number of independent runs")] = 10,
     batch: Annotated[int, typer.Option(help="runs simulated together (vmap)")] = 16,
+    animate: Annotated[
+        bool, typer.Option(help="also write animation.gif: the state of run 0 at every step")
+    ] = False,
     out: Annotated[str, typer.Option(help="output directory")] = "out",
 ) -> None:
     """Simulate MODEL RUNS times; write observables.nc, observables.png and a summary."""
     import jax
 
-    from agentgrad.engine import ensemble, map_key_batches
+    from agentgrad.engine import Model, ensemble, map_key_batches
     from agentgrad.io import observables_dataset, write_netcdf
     from agentgrad.plotting import plot_observables
 
     files = ["observables.nc", "observables.png", "provenance.json"]
     if runs < 1 or batch < 1:
         fail("--runs and --batch must be positive integers")
+    if animate:
+        files.append("animation.gif")
     out = prepare_output_dir(out, files)
     setup = _setup(opts)
+    if animate and type(setup.model).frame is Model.frame:
+        fail(
+            f"{opts.model} has no picture of its state to animate; --animate works for "
+            "spatial models (sirs-grid, schelling, schelling-agents, predator-prey, "
+            "sugarscape, or a Model that defines frame(state))"
+        )
     batch = min(batch, runs)
     _require(
         setup,
@@ -567,17 +578,14 @@ def run_command(
     meta = _provenance(setup, "run", runs=runs, batch=batch)
     ds = observables_dataset(observables, meta)
     label_units(ds, setup)
-    save_outputs(
-        out,
-        {
-            "observables.nc": lambda p: write_netcdf(ds, p),
-            "observables.png": lambda p: plot_observables(
-                ds, p, title=f"{opts.model}, {runs} runs"
-            ),
-            "provenance.json": _json_writer(meta),
-        },
-        "run",
-    )
+    writers = {
+        "observables.nc": lambda p: write_netcdf(ds, p),
+        "observables.png": lambda p: plot_observables(ds, p, title=f"{opts.model}, {runs} runs"),
+        "provenance.json": _json_writer(meta),
+    }
+    if animate:
+        writers["animation.gif"] = _animation_writer(setup, keys[0], opts.model)
+    save_outputs(out, writers, "run")
     table = Table(title=f"{opts.model}: {runs} runs x {setup.n_steps} steps", title_justify="left")
     for col in ("observable", "mean at end", "peak of mean", "peak step"):
         table.add_column(col, justify="right" if col != "observable" else "left")
@@ -587,7 +595,24 @@ def run_command(
         mean = v.mean(axis=0)
         table.add_row(name, f"{mean[-1]:.4g}", f"{mean.max():.4g}", str(int(mean.argmax()) + 1))
     console.print(table)
-    console.print(f"wrote {out / 'observables.nc'} and {out / 'observables.png'}")
+    also = f" and {out / 'animation.gif'}" if animate else ""
+    console.print(f"wrote {out / 'observables.nc'}, {out / 'observables.png'}{also}")
+
+
+def _animation_writer(setup: Setup, key, title: str):
+    """Simulate run 0 again keeping every state; return a writer of its frames as a GIF."""
+    import jax
+    import numpy as np
+
+    from agentgrad.engine import simulate
+    from agentgrad.plotting import animate
+
+    model = setup.model
+    traj = simulate(model, setup.params, key, setup.n_steps, save_every=1)
+    first = model.frame(model.init(setup.params, jax.random.split(key)[0]))
+    later = jax.vmap(model.frame)(traj.states)
+    frames = np.concatenate([np.asarray(first)[None], np.asarray(later)])
+    return lambda p: animate(frames, p, title=title)
 
 
 # --------------------------------------------------------------------------- gradcheck

@@ -44,8 +44,9 @@ class Model(eqx.Module):
     """Abstract agent-based model; subclass and implement the four members below.
 
     Optional declarations: ``observable_units`` (observable name -> unit, used for plot
-    labels and ``agentgrad models``) and :meth:`gradient_warning` (where the model's
-    gradients have not been validated against finite differences).
+    labels and ``agentgrad models``), :meth:`gradient_warning` (where the model's
+    gradients have not been validated against finite differences) and :meth:`frame` (a
+    picture of the state, for animations).
     """
 
     observable_units: ClassVar[Mapping[str, str]] = {}
@@ -66,6 +67,11 @@ class Model(eqx.Module):
     def observe(self, state: State, params: Params, t: jax.Array) -> dict[str, jax.Array]:
         """Observables of ``state`` at time ``t``."""
         raise NotImplementedError
+
+    def frame(self, state: State) -> jax.Array:
+        """Optional: a picture of ``state``, ``(H, W, 3)`` RGB in ``[0, 1]`` (spatial models;
+        used by ``agentgrad run MODEL --animate`` and :func:`agentgrad.plotting.animate`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no picture of its state (frame)")
 
     def gradient_warning(self, n_steps: int) -> str | None:
         """Why gradients of this configuration over ``n_steps`` steps are not validated

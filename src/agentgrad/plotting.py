@@ -186,3 +186,49 @@ def plot_predictive(predictive, observed, path: str | os.PathLike, units=None) -
         ax.set_xlabel("step")
         ax.set_ylabel((units or {}).get(name, ""))
     _finish(fig, axes, path, "posterior predictive")
+
+
+def animate(
+    frames: np.ndarray,
+    path: str | os.PathLike,
+    fps: int = 6,
+    title: str = "",
+    first_step: int = 0,
+) -> None:
+    """Write ``frames`` ``(T, H, W, 3)`` (RGB in [0, 1]) as an animation.
+
+    The writer follows the suffix of ``path``: ``.gif`` uses Pillow (always available with
+    matplotlib), ``.mp4`` needs ``ffmpeg`` on the PATH.  Frame ``k`` is labelled with step
+    ``first_step + k``.
+    """
+    from matplotlib import animation
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
+        raise ValueError(f"frames must have shape (T, H, W, 3) with T >= 1, got {frames.shape}")
+    suffix = os.fspath(path).rsplit(".", 1)[-1].lower()
+    if suffix == "gif":
+        writer = animation.PillowWriter(fps=fps)
+    elif suffix == "mp4":
+        if not animation.writers.is_available("ffmpeg"):
+            raise RuntimeError("writing .mp4 needs ffmpeg on the PATH; write a .gif instead")
+        writer = animation.FFMpegWriter(fps=fps)
+    else:
+        raise ValueError(f"animations are written as .gif or .mp4, not {os.fspath(path)!r}")
+    height, width = frames.shape[1:3]
+    scale = 4.0 / max(height, width)
+    fig, ax = plt.subplots(figsize=(width * scale + 0.2, height * scale + 0.5))
+    image = ax.imshow(np.clip(frames[0], 0.0, 1.0), interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    label = ax.set_title("")
+
+    def draw(k: int):
+        image.set_data(np.clip(frames[k], 0.0, 1.0))
+        label.set_text(f"{title}  step {first_step + k}".strip())
+        return image, label
+
+    anim = animation.FuncAnimation(fig, draw, frames=len(frames), blit=False)
+    fig.tight_layout()
+    anim.save(os.fspath(path), writer=writer, dpi=80)
+    plt.close(fig)

@@ -156,6 +156,11 @@ class NeuralCA(SubstepModel):
     def init(self, params, key) -> dict[str, jax.Array]:
         return {"cells": self.initial}
 
+    def frame(self, state) -> jax.Array:
+        """The RGBA channels on white (as in the paper's figures)."""
+        x = jnp.clip(state["cells"][:4], 0.0, 1.0)
+        return jnp.clip(1.0 - x[3][..., None] + jnp.moveaxis(x[:3], 0, -1), 0.0, 1.0)
+
     def observe(self, state, params, t) -> dict[str, jax.Array]:
         cells = state["cells"]
         return {
@@ -166,8 +171,7 @@ class NeuralCA(SubstepModel):
 
 def rgba(cells: jax.Array) -> np.ndarray:
     """Displayable RGB image ``(H, W, 3)`` of premultiplied RGBA cells on white."""
-    x = np.clip(np.asarray(cells[:4]), 0.0, 1.0)
-    return np.clip(1.0 - x[3][..., None] + np.moveaxis(x[:3], 0, -1), 0.0, 1.0)
+    return np.asarray(NeuralCA.frame(None, {"cells": cells}))
 
 
 def target_pattern(size: int, shape: str = "butterfly") -> jax.Array:

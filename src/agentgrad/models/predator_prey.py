@@ -64,6 +64,7 @@ from agentgrad.models._checks import require_int
 from agentgrad.params import Param, Params, ParamSpace, real_dtype
 from agentgrad.sampling import categorical
 from agentgrad.spaces.grid import Grid
+from agentgrad import frames
 
 KINDS = ("predator", "prey")
 CONDITIONS = ("with", "without")
@@ -306,6 +307,18 @@ class PredatorPrey(Model):
     def stochastic_agents(self, s: PredatorPreyState, params: Params) -> jax.Array:
         """Agents whose next phase is drawn (Alive); the others follow fixed rules."""
         return s.phase[ALIVE] > 0
+
+    def frame(self, s: PredatorPreyState) -> jax.Array:
+        """Cells painted by their active agents: predators orange, prey green."""
+        active = s.phase[ALIVE] + s.phase[PREGNANT]
+        prey = (s.kind == 1).astype(active.dtype)
+        L = self.size
+        return frames.paint(
+            [
+                (frames.cell_counts(s.x, s.y, active * (1.0 - prey), L, L), frames.ORANGE),
+                (frames.cell_counts(s.x, s.y, active * prey, L, L), frames.GREEN),
+            ]
+        )
 
     def observe(self, s: PredatorPreyState, params: Params, t: jax.Array) -> dict[str, jax.Array]:
         active = s.phase[ALIVE] + s.phase[PREGNANT]

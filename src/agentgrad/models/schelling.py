@@ -32,6 +32,7 @@ from agentgrad.engine import Model
 from agentgrad.models._checks import require_int
 from agentgrad.params import Param, Params, ParamSpace
 from agentgrad.spaces.grid import Grid
+from agentgrad import frames
 
 SCHELLING_PARAMS = ParamSpace(
     {
@@ -85,6 +86,10 @@ class Schelling(Model):
         colour_a = rank < self.n_agents // 2
         colour_b = (rank >= self.n_agents // 2) & (rank < self.n_agents)
         return jnp.stack([colour_a, colour_b]).astype(jnp.float32).reshape(2, self.size, -1)
+
+    def frame(self, state: jax.Array) -> jax.Array:
+        """Colour A blue, colour B orange, empty white."""
+        return frames.paint([(state[0], frames.BLUE), (state[1], frames.ORANGE)])
 
     def similarity(self, state: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Per cell: same-colour fraction of the occupant's neighbours, and occupancy."""

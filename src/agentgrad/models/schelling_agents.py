@@ -41,6 +41,7 @@ from agentgrad import soft
 from agentgrad.engine import Model
 from agentgrad.models._checks import require_int
 from agentgrad.params import Param, Params, ParamSpace, real_dtype
+from agentgrad import frames
 
 HALF = 25  # coordinates in [-HALF, HALF]
 SIDE = 2 * HALF + 1
@@ -148,6 +149,15 @@ class SchellingAgents(Model):
         x = jnp.where(moves, tx[first, idx], s.x)
         y = jnp.where(moves, ty[first, idx], s.y)
         return SchellingAgentsState(s.colour, x, y)
+
+    def frame(self, s: SchellingAgentsState) -> jax.Array:
+        """Each cell coloured by its agents' shares: colour 0 blue, colour 1 orange."""
+        rows, cols = s.y + HALF, s.x + HALF
+        one = (s.colour == 1).astype(jnp.float32)
+        a = frames.cell_counts(rows, cols, 1.0 - one, SIDE, SIDE)
+        b = frames.cell_counts(rows, cols, one, SIDE, SIDE)
+        n = jnp.maximum(a + b, 1.0)
+        return frames.paint([(a / n, frames.BLUE), (b / n, frames.ORANGE)])
 
     def observe(self, s: SchellingAgentsState, params: Params, t: jax.Array):
         like, total = self.neighbour_counts(s)

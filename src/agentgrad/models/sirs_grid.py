@@ -29,6 +29,7 @@ from agentgrad.models._checks import require_int
 from agentgrad.params import Param, Params, ParamSpace, real_dtype
 from agentgrad.sampling import bernoulli
 from agentgrad.spaces.grid import Grid
+from agentgrad import frames
 
 SIRS_GRID_PARAMS = ParamSpace(
     {
@@ -106,6 +107,11 @@ class SIRSGrid(Model):
         return jnp.stack(
             [s - infections + waning, i + infections - recoveries, r + recoveries - waning]
         )
+
+    def frame(self, state: jax.Array) -> jax.Array:
+        """Susceptible blue, infected orange, recovered green, empty white."""
+        s, i, r = state
+        return frames.paint([(s, frames.BLUE), (i, frames.ORANGE), (r, frames.GREEN)])
 
     def observe(self, state: jax.Array, params: Params, t: jax.Array) -> dict[str, jax.Array]:
         s, i, r = jnp.sum(state, axis=(-2, -1))

@@ -49,6 +49,7 @@ from agentgrad.estimators import Estimator, StraightThrough, straight_through
 from agentgrad.models._checks import require_int
 from agentgrad.params import Param, Params, ParamSpace
 from agentgrad.sampling import categorical
+from agentgrad import frames
 
 SUGARSCAPE_PARAMS = ParamSpace(
     {
@@ -216,6 +217,12 @@ class Sugarscape(Model):
         return eqx.tree_at(
             lambda z: (z.x, z.y, z.wealth, z.alive, z.sugar), s, (x, y, wealth, alive, sugar)
         )
+
+    def frame(self, s: SugarscapeState) -> jax.Array:
+        """Sugar in shades of yellow (full at the largest capacity), living agents grey."""
+        agents = frames.cell_counts(s.x, s.y, s.alive, self.size, self.size)
+        sugar = s.sugar / jnp.maximum(jnp.max(self.capacity), 1.0)
+        return frames.paint([(agents, frames.GREY), (sugar * (1.0 - agents), frames.YELLOW)])
 
     def observe(self, s: SugarscapeState, params: Params, t: jax.Array) -> dict[str, jax.Array]:
         n_alive = jnp.sum(s.alive)
