@@ -28,9 +28,7 @@ GREY: Colour = (0.35, 0.35, 0.35)
 WHITE: Colour = (1.0, 1.0, 1.0)
 
 
-def paint(
-    layers: Sequence[tuple[jax.Array, Colour]], background: Colour = WHITE
-) -> jax.Array:
+def paint(layers: Sequence[tuple[jax.Array, Colour]], background: Colour = WHITE) -> jax.Array:
     """Blend per-cell shares ``(H, W)`` of each colour over ``background``; ``(H, W, 3)``."""
     shares = jnp.stack([jnp.clip(jnp.asarray(s, jnp.float32), 0.0, None) for s, _ in layers])
     total = shares.sum(0)

@@ -58,13 +58,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from agentgrad import frames
 from agentgrad.engine import Model
 from agentgrad.estimators import Estimator, StraightThrough
 from agentgrad.models._checks import require_int
 from agentgrad.params import Param, Params, ParamSpace, real_dtype
 from agentgrad.sampling import categorical
 from agentgrad.spaces.grid import Grid
-from agentgrad import frames
 
 KINDS = ("predator", "prey")
 CONDITIONS = ("with", "without")

@@ -27,12 +27,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from agentgrad import soft
+from agentgrad import frames, soft
 from agentgrad.engine import Model
 from agentgrad.models._checks import require_int
 from agentgrad.params import Param, Params, ParamSpace
 from agentgrad.spaces.grid import Grid
-from agentgrad import frames
 
 SCHELLING_PARAMS = ParamSpace(
     {

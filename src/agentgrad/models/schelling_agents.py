@@ -37,11 +37,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agentgrad import soft
+from agentgrad import frames, soft
 from agentgrad.engine import Model
 from agentgrad.models._checks import require_int
 from agentgrad.params import Param, Params, ParamSpace, real_dtype
-from agentgrad import frames
 
 HALF = 25  # coordinates in [-HALF, HALF]
 SIDE = 2 * HALF + 1

@@ -23,13 +23,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from agentgrad import frames
 from agentgrad.engine import Model
 from agentgrad.estimators import Estimator, GumbelSoftmax
 from agentgrad.models._checks import require_int
 from agentgrad.params import Param, Params, ParamSpace, real_dtype
 from agentgrad.sampling import bernoulli
 from agentgrad.spaces.grid import Grid
-from agentgrad import frames
 
 SIRS_GRID_PARAMS = ParamSpace(
     {

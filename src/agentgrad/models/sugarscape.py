@@ -43,13 +43,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agentgrad import soft
+from agentgrad import frames, soft
 from agentgrad.engine import Model
 from agentgrad.estimators import Estimator, StraightThrough, straight_through
 from agentgrad.models._checks import require_int
 from agentgrad.params import Param, Params, ParamSpace
 from agentgrad.sampling import categorical
-from agentgrad import frames
 
 SUGARSCAPE_PARAMS = ParamSpace(
     {
