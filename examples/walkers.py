@@ -3,7 +3,7 @@
 Random walkers that step right with probability ``p``; ``E[position_t] = p t``, so
 ``d E[position_t] / dp = t`` (straight-through gives it exactly).  The class attributes
 below are all the command line needs (see "Your own models on the command line" in
-``docs/user-guide.md``).
+``docs/how-to/write-a-model.md``).
 """
 
 import jax

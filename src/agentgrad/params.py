@@ -159,7 +159,8 @@ class Param:
 
     Args:
         default: value used when the user gives none.
-        lower, upper: support (inclusive); ``±inf`` for unbounded sides.
+        lower: lower end of the support (inclusive); ``-inf`` when unbounded.
+        upper: upper end of the support (inclusive); ``inf`` when unbounded.
         prior: prior density; defaults to ``Uniform(lower, upper)`` when both are finite.
         description: one line shown by ``agentgrad models``.
         fd_step: finite-difference step to use by default (``None``: relative to the value).

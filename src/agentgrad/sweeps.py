@@ -29,12 +29,15 @@ import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 from agentgrad.engine import Model, _check_options, _run
 from agentgrad.errors import AgentgradError, ParameterError
@@ -242,7 +245,7 @@ def sweep(
     checkpoint: str | os.PathLike | None = None,
     executor: LocalExecutor | RayExecutor | None = None,
     on_chunk: Callable[[int, int], None] | None = None,
-):
+) -> xr.Dataset:
     """Simulate every point of ``grid`` ``runs`` times; return an ``xarray.Dataset``.
 
     Args:
@@ -261,8 +264,8 @@ def sweep(
         on_chunk: progress callback ``(simulations done, total)``.
 
     Returns:
-        Dataset with one variable per observable, dims ``(*grid, run, step)``, coordinates
-        the swept values, runs ``0..R-1`` and steps ``1..n_steps``.
+        One variable per observable, dims ``(*grid, run, step)``; the coordinates are
+            the swept values, runs ``0..R-1`` and steps ``1..n_steps``.
     """
     _check_options(n_steps, None)
     for name, value in (("runs", runs), ("batch", batch)):
