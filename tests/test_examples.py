@@ -127,3 +127,15 @@ def test_county_forecast_example():
         loss = out["losses"][method][0]
         assert loss[-3:].mean() < loss[:3].mean(), method
         assert all(np.isfinite(v) for v in rows[0].values())
+
+
+def test_model_gallery_example(monkeypatch, tmp_path):
+    from PIL import Image
+
+    monkeypatch.setattr(sys, "argv", ["x", "--quick", "--out", str(tmp_path)])
+    runpy.run_path("examples/model_gallery.py", run_name="__main__")
+    for name in ("sirs-grid", "schelling"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 1000
+        with Image.open(tmp_path / f"{name}.gif") as gif:
+            assert gif.n_frames == 5  # the initial state and 4 steps (--quick)
+    assert (tmp_path / "sir-network.png").stat().st_size > 1000
