@@ -57,3 +57,18 @@ def model_reference(name: str) -> str:
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
     return MARKER.sub(lambda m: model_reference(m.group(1)), markdown)
+
+
+ROLE = re.compile(r":(?:func|class|meth|mod|data|attr|exc):<code>(~?)([\w.]+)</code>")
+
+
+def _role(match: re.Match) -> str:
+    short, target = match.groups()
+    shown = target.rsplit(".", 1)[-1] if short else target
+    return f'<autoref optional identifier="{target}"><code>{shown}</code></autoref>'
+
+
+def on_page_content(html: str, page, config, files) -> str:
+    """Docstrings use Sphinx roles (``:func:`simulate```); link them where mkdocstrings
+    documents the target, and drop the role markup everywhere."""
+    return ROLE.sub(_role, html)

@@ -2,8 +2,9 @@
 
 Grid models: three snapshots (start, middle, end of one run) from ``Model.frame`` and an
 animation of the whole run (the writer behind ``agentgrad run MODEL --animate``).
-Network models: the contact network of a small population drawn on a circle, agents
-coloured by their state on three days.  AMOF: the firm-size distribution over time.
+Duopoly: purchases on the 90x90 lattice.  Network models: the contact network of a small
+population drawn on a circle, agents coloured by their state on three days.  AMOF: the
+firm-size distribution over time.
 
 Run: python examples/model_gallery.py --out docs/figures/models [--quick]
 """
@@ -23,6 +24,7 @@ import numpy as np  # noqa: E402
 import agentgrad as ag  # noqa: E402
 from agentgrad import frames  # noqa: E402
 from agentgrad.models import REGISTRY, BuildOptions  # noqa: E402
+from agentgrad.models.duopoly import Duopoly  # noqa: E402
 from agentgrad.models.population import Population, synthetic_population  # noqa: E402
 from agentgrad.plotting import animate, save_figure  # noqa: E402
 
@@ -140,6 +142,14 @@ def main() -> None:
         snapshots(images, out / f"{name}.png", name)
         animate(images, out / f"{name}.gif", title=name)
         print(f"wrote {out / name}.png and .gif")
+    duopoly = Duopoly(estimator=ag.GumbelSoftmax(0.3))
+    traj = ag.simulate(duopoly, None, key, 4 if args.quick else 40, save_every=1)
+    first = duopoly.frame(duopoly.init(duopoly.param_space.defaults(), jax.random.split(key)[0]))
+    images = np.concatenate(
+        [np.asarray(first)[None], np.asarray(jax.vmap(duopoly.frame)(traj.states))]
+    )
+    snapshots(images, out / "duopoly.png", "duopoly: bought A blue, B orange")
+    animate(images, out / "duopoly.gif", title="duopoly")
     network_picture(out / "sir-network.png", "sir-network: S blue, I orange, R green", key, False)
     if not args.quick:
         network_picture(out / "seirm.png", "seirm", key, True)

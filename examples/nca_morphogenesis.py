@@ -107,6 +107,17 @@ def figure(model: NeuralCA, target, history, cfg: dict, path: Path) -> None:
         ax.set_xticks([])
         ax.set_yticks([])
     save_figure(fig, path)
+    # the same run as an animation: growth from the seed, the damage, then regrowth
+    from agentgrad.plotting import animate
+
+    states = jnp.concatenate(
+        [model.initial[None], traj.states["cells"], damaged[None], regrowth.states["cells"]]
+    )
+    animate(
+        np.asarray(jax.vmap(lambda c: model.frame({"cells": c}))(states)),
+        path.with_suffix(".gif"),
+        title="NCA",
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -114,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--quick", action="store_true", help="tiny settings (tests)")
     parser.add_argument("--iterations", type=int, help="optimiser steps")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, help="write OUT.png (figure)")
+    parser.add_argument("--out", type=Path, help="write OUT.png (figure) and OUT.gif")
     args = parser.parse_args(argv)
     cfg = dict(QUICK if args.quick else FULL)
     if args.iterations:

@@ -94,6 +94,7 @@ def _family_grads(value_and_grad, family, key):
     return value, grads
 
 
+@pytest.mark.slow
 def test_pathwise_ad_modes_agree():
     """Reverse, forward and hybrid AD give the same gradient for the same key (SIR, ST)."""
     from agentgrad.calibration.gvi import make_value_and_grad
@@ -236,6 +237,7 @@ def test_prior_override_and_stochastic_derivative_hybrid():
         calibrate(model, data, jax.random.key(0), ad="reverse", **kwargs)
 
 
+@pytest.mark.slow
 def test_resumed_calibration_equals_an_uninterrupted_one(fitted, tmp_path):
     """Checkpoint after 4 of 8 epochs, resume to 8: same weights and history as 8 epochs
     in one go (epoch keys are fold_in(key, epoch)); other settings are refused."""

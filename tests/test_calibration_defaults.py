@@ -188,8 +188,8 @@ def _small_grid_problem():
 @pytest.mark.parametrize(
     "method",
     [
-        pytest.param("NPE", id="npe"),
-        pytest.param("SNVI", id="snvi"),
+        pytest.param("NPE", id="npe", marks=pytest.mark.slow),
+        pytest.param("SNVI", id="snvi", marks=pytest.mark.slow),
     ],
 )
 def test_sbi_methods_run_end_to_end(method, tmp_path):

@@ -303,6 +303,7 @@ def test_calibrate_synthetic_end_to_end(tmp_path):
         assert (out / name).exists(), name
 
 
+@pytest.mark.slow
 def test_calibrate_from_csv(tmp_path):
     data = tmp_path / "obs.csv"
     data.write_text(
@@ -360,6 +361,7 @@ def test_calibrate_bad_input(tmp_path, args, message):
     assert message in result.output and len(result.output.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_gradcheck_model_without_random_draws(tmp_path):
     """Draw-free models (AMOF) default to their own surrogate ('model'); asking for a
     random-draw estimator is a one-line error."""

@@ -85,6 +85,7 @@ def test_nca_morphogenesis_example(capsys, tmp_path):
     result = module["main"](["--quick", "--out", str(tmp_path / "nca")])
     assert result["first"] > 2.0 * result["last"]
     assert (tmp_path / "nca.png").stat().st_size > 1000
+    assert (tmp_path / "nca.gif").stat().st_size > 1000
     assert "agent-steps/s" in capsys.readouterr().out
 
 
@@ -129,6 +130,7 @@ def test_county_forecast_example():
         assert all(np.isfinite(v) for v in rows[0].values())
 
 
+@pytest.mark.slow
 def test_model_gallery_example(monkeypatch, tmp_path):
     from PIL import Image
 

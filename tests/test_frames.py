@@ -81,3 +81,17 @@ def test_run_animate_refuses_a_model_without_a_picture(tmp_path):
     assert result.exit_code == 2
     assert "no picture of its state" in result.output
     assert not (tmp_path / "o" / "observables.nc").exists()
+
+
+def test_duopoly_frame_draws_purchases_on_its_square():
+    from agentgrad.models.duopoly import Duopoly
+
+    model = Duopoly(ag.graphs.lattice(6))
+    traj = ag.simulate(model, None, jax.random.key(0), 2)
+    image = np.asarray(model.frame(traj.final_state))
+    bought = np.asarray(traj.final_state.bought_a).reshape(6, 6).astype(bool)
+    np.testing.assert_allclose(image[bought], np.broadcast_to(frames.BLUE, image[bought].shape))
+    np.testing.assert_allclose(image[~bought], np.broadcast_to(frames.ORANGE, image[~bought].shape))
+    odd = Duopoly(ag.graphs.lattice(2, 3))
+    with pytest.raises(ag.AgentgradError, match="square"):
+        odd.frame(odd.init(odd.param_space.defaults(), jax.random.key(0)))

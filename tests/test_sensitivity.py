@@ -13,6 +13,7 @@ def model():
     return ag.models.SIRNetwork(graph=ag.graphs.complete(3000))
 
 
+@pytest.mark.slow
 def test_forward_and_reverse_agree(model):
     key = jax.random.key(0)
     fwd = sensitivity(model, None, key, 40, 4, "new_infected", mode="forward")

@@ -173,6 +173,7 @@ def test_misuse_under_plain_autodiff_is_a_clear_error():
     )
 
 
+@pytest.mark.slow
 def test_smoothed_rules_and_plain_grad():
     sm = ag.SmoothedStochasticDerivative()
     key = jax.random.key(3)

@@ -27,6 +27,7 @@ construction), so the best tendency differs between agents.  Observables: ``shar
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 import equinox as eqx
@@ -34,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from agentgrad import frames
 from agentgrad.errors import AgentgradError
 from agentgrad.estimators import Estimator, StraightThrough
 from agentgrad.params import Param, Params, ParamSpace, real_dtype
@@ -130,6 +132,17 @@ class Duopoly(SubstepModel):
     @property
     def n_agents(self) -> int:
         return self.substeps[0].graph.n_nodes
+
+    def frame(self, state: DuopolyState) -> jax.Array:
+        """Last purchases on a square (consumers in index order, as on the default 90x90
+        lattice): product A blue, product B orange."""
+        side = math.isqrt(self.n_agents)
+        if side * side != self.n_agents:
+            raise AgentgradError(
+                f"frame draws consumers on a square; {self.n_agents} is not a square number"
+            )
+        a = state.bought_a.reshape(side, side)
+        return frames.paint([(a, frames.BLUE), (1.0 - a, frames.ORANGE)])
 
     @property
     def tendency(self) -> jax.Array:
