@@ -20,9 +20,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.collections import LineCollection  # noqa: E402
 
 import agentgrad as ag  # noqa: E402
 from agentgrad import frames  # noqa: E402
+from agentgrad.frames import run_frames  # noqa: E402
 from agentgrad.models import REGISTRY, BuildOptions  # noqa: E402
 from agentgrad.models.duopoly import Duopoly  # noqa: E402
 from agentgrad.models.population import Population, synthetic_population  # noqa: E402
@@ -40,10 +42,7 @@ GRID_MODELS = {  # name -> (preset parameters, steps)
 def grid_run(name: str, params: dict, n_steps: int, key: jax.Array) -> np.ndarray:
     """Frames ``(n_steps + 1, H, W, 3)`` of one run of a registry model."""
     model = REGISTRY[name].build(BuildOptions(estimator=ag.StraightThrough()))
-    params = model.param_space.complete(params)
-    traj = ag.simulate(model, params, key, n_steps, save_every=1)
-    first = model.frame(model.init(params, jax.random.split(key)[0]))
-    return np.concatenate([np.asarray(first)[None], np.asarray(jax.vmap(model.frame)(traj.states))])
+    return run_frames(model, params, key, n_steps)
 
 
 def snapshots(images: np.ndarray, path: Path, title: str) -> None:
@@ -90,9 +89,9 @@ def network_picture(path: Path, title: str, key: jax.Array, seirm: bool) -> None
                 ]
             ).argmax(0)
             colours = np.array([frames.BLUE, frames.ORANGE, frames.GREEN])
-        for s, r in zip(senders, receivers, strict=True):
-            if s < r:
-                ax.plot(*xy[[s, r]].T, color="0.8", lw=0.5, zorder=0)
+        once = senders < receivers  # each undirected edge once
+        lines = np.stack([xy[senders[once]], xy[receivers[once]]], axis=1)
+        ax.add_collection(LineCollection(lines, colors="0.8", linewidths=0.5, zorder=0))
         ax.scatter(*xy.T, c=colours[stage], s=18, zorder=1)
         ax.set_title(f"day {day + 1}")
         ax.set_aspect("equal")
@@ -143,11 +142,7 @@ def main() -> None:
         animate(images, out / f"{name}.gif", title=name)
         print(f"wrote {out / name}.png and .gif")
     duopoly = Duopoly(estimator=ag.GumbelSoftmax(0.3))
-    traj = ag.simulate(duopoly, None, key, 4 if args.quick else 40, save_every=1)
-    first = duopoly.frame(duopoly.init(duopoly.param_space.defaults(), jax.random.split(key)[0]))
-    images = np.concatenate(
-        [np.asarray(first)[None], np.asarray(jax.vmap(duopoly.frame)(traj.states))]
-    )
+    images = run_frames(duopoly, None, key, 4 if args.quick else 40)
     snapshots(images, out / "duopoly.png", "duopoly: bought A blue, B orange")
     animate(images, out / "duopoly.gif", title="duopoly")
     network_picture(out / "sir-network.png", "sir-network: S blue, I orange, R green", key, False)

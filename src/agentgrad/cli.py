@@ -601,17 +601,10 @@ def run_command(
 
 def _animation_writer(setup: Setup, key, title: str):
     """Simulate run 0 again keeping every state; return a writer of its frames as a GIF."""
-    import jax
-    import numpy as np
-
-    from agentgrad.engine import simulate
+    from agentgrad.frames import run_frames
     from agentgrad.plotting import animate
 
-    model = setup.model
-    traj = simulate(model, setup.params, key, setup.n_steps, save_every=1)
-    first = model.frame(model.init(setup.params, jax.random.split(key)[0]))
-    later = jax.vmap(model.frame)(traj.states)
-    frames = np.concatenate([np.asarray(first)[None], np.asarray(later)])
+    frames = run_frames(setup.model, setup.params, key, setup.n_steps)
     return lambda p: animate(frames, p, title=title)
 
 

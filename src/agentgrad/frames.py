@@ -12,9 +12,11 @@ down where the shares sum to more than one).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Colour = tuple[float, float, float]
 
@@ -46,3 +48,17 @@ def cell_counts(
     flat = jnp.asarray(rows, jnp.int32) * width + jnp.asarray(cols, jnp.int32)
     counts = jnp.zeros(height * width, jnp.float32).at[flat].add(jnp.asarray(weights, jnp.float32))
     return counts.reshape(height, width)
+
+
+def run_frames(model: Any, params: Any, key: jax.Array, n_steps: int) -> np.ndarray:
+    """Pictures ``(n_steps + 1, H, W, 3)`` of one run: the initial state and every step.
+
+    The run is ``simulate(model, params, key, n_steps)``; its initial state is drawn with
+    the engine's ``k_init = split(key)[0]``, so frame 0 is that run's start.
+    """
+    from agentgrad.engine import simulate
+
+    params = model.param_space.complete(params)
+    traj = simulate(model, params, key, n_steps, save_every=1)
+    first = model.frame(model.init(params, jax.random.split(key)[0]))
+    return np.concatenate([np.asarray(first)[None], np.asarray(jax.vmap(model.frame)(traj.states))])

@@ -158,8 +158,7 @@ class NeuralCA(SubstepModel):
 
     def frame(self, state) -> jax.Array:
         """The RGBA channels on white (as in the paper's figures)."""
-        x = jnp.clip(state["cells"][:4], 0.0, 1.0)
-        return jnp.clip(1.0 - x[3][..., None] + jnp.moveaxis(x[:3], 0, -1), 0.0, 1.0)
+        return on_white(state["cells"])
 
     def observe(self, state, params, t) -> dict[str, jax.Array]:
         cells = state["cells"]
@@ -171,7 +170,13 @@ class NeuralCA(SubstepModel):
 
 def rgba(cells: jax.Array) -> np.ndarray:
     """Displayable RGB image ``(H, W, 3)`` of premultiplied RGBA cells on white."""
-    return np.asarray(NeuralCA.frame(None, {"cells": cells}))
+    return np.asarray(on_white(cells))
+
+
+def on_white(cells: jax.Array) -> jax.Array:
+    """RGB ``(H, W, 3)`` of the premultiplied RGBA channels ``cells[:4]`` over white."""
+    x = jnp.clip(cells[:4], 0.0, 1.0)
+    return jnp.clip(1.0 - x[3][..., None] + jnp.moveaxis(x[:3], 0, -1), 0.0, 1.0)
 
 
 def target_pattern(size: int, shape: str = "butterfly") -> jax.Array:

@@ -155,8 +155,7 @@ class SchellingAgents(Model):
         one = (s.colour == 1).astype(jnp.float32)
         a = frames.cell_counts(rows, cols, 1.0 - one, SIDE, SIDE)
         b = frames.cell_counts(rows, cols, one, SIDE, SIDE)
-        n = jnp.maximum(a + b, 1.0)
-        return frames.paint([(a / n, frames.BLUE), (b / n, frames.ORANGE)])
+        return frames.paint([(a, frames.BLUE), (b, frames.ORANGE)])  # shares of each cell
 
     def observe(self, s: SchellingAgentsState, params: Params, t: jax.Array):
         like, total = self.neighbour_counts(s)
