@@ -1,21 +1,29 @@
 """GDN reproduction (`graph-diffusion-networks-for-abms` §4, Fig. 4, App. C.4-C.5):
-predator-prey Psi_1 ... Psi_4, the surrogate against its two ablations and AR(1).
+predator-prey Psi_1 ... Psi_4 and Schelling xi_1 ... xi_3 (the reference code's rules,
+:class:`~agentgrad.models.SchellingAgents`), the surrogate against its two ablations and
+AR(1).
 
 Protocols (state the protocol next to every number):
 
 * ``paper``: 32x32 torus, 2048 slots; T_train = 10 (9 transitions) x R = 500; Table 1
   widths (condition 256); Adam 1e-5 / 2e-5; 100 epochs; test ramification 25 steps x 500;
   100 rollouts of 25 steps; 8 seeds.  About an hour per model on an A100.
-* ``cpu``: 16x16 torus, 512 slots (density 0.3 -> 77 alive); R = 32; denoiser widths
+* ``cpu``: predator-prey on a 16x16 torus, 512 slots (density 0.3 -> 77 alive);
+  Schelling at its paper size (51x51, 1950 agents); R = 32; denoiser widths
   (32, 64, 128, 128, 64, 32), GNN (32, 64), condition 64; Adam 1e-3 / 2e-3; 20 epochs;
   test ramification 10 steps x 64 draws; 32 rollouts of 25 steps; 1 seed.  Minutes per
   model on 2 CPU cores.
+
+Predator-prey: sum aggregation, 2 static + 6 dynamic features, macro = predators and prey
+(active agents).  Schelling: mean aggregation, 2 static + 2 dynamic features (x, y / 25),
+macro = happy agents (§4.1); its micro EMD is on the x and y marginals in cells.
 
 Micro EMD uses as many surrogate draws as the test ramification has branches; with few
 draws the empirical EMD is biased upward by sampling noise (two samples of 64 from the
 same 4-category law are ~0.1 apart), so compare variants at the same protocol only.
 
     python benchmarks/gdn.py --protocol cpu --settings psi1
+    python benchmarks/gdn.py --protocol cpu --settings xi1,xi2,xi3
     python benchmarks/gdn.py --protocol cpu --report-only
 """
 
@@ -31,8 +39,9 @@ import jax
 import numpy as np
 
 from agentgrad.metrics import smape
-from agentgrad.models import PredatorPrey
+from agentgrad.models import PredatorPrey, SchellingAgents
 from agentgrad.models.predator_prey import preset
+from agentgrad.models.schelling_agents import XI
 from agentgrad.surrogate import GDN, GDNSurrogate, GNNOnly, ramifications, train_gdn
 from agentgrad.surrogate.evaluate import FromState, ar1_forecast, macro_smape, micro_emd
 
@@ -64,18 +73,38 @@ FIELDS = ["protocol", "setting", "variant", "seed", "seconds_per_epoch", "final_
           "emd", "emd_stochastic", "emd_deterministic", "smape"]  # fmt: skip
 
 
-def network(variant: str, proto: Protocol, key: jax.Array):
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One ABM setting: the model, its parameters and how its surrogate is built."""
+
+    model: object
+    params: dict
+    dynamic_dim: int
+    aggregation: str
+    macro: tuple[str, ...]
+
+
+def setting_for(setting: str, proto: Protocol) -> Setting:
+    if setting in XI:
+        return Setting(SchellingAgents(), {"threshold": XI[setting]}, 2, "mean", ("happy",))
+    model = PredatorPrey(size=proto.size, n_agents=proto.slots)
+    return Setting(model, preset(setting), 6, "sum", ("predators", "prey"))
+
+
+def network(variant: str, proto: Protocol, case: Setting, key: jax.Array):
+    d, agg = case.dynamic_dim, case.aggregation
     if variant == "gnn-only":
-        return GNNOnly(2, 6, key)
+        return GNNOnly(2, d, key, aggregation=agg)
     return GDN(
-        2, 6, key, hidden=proto.hidden, gnn_hidden=proto.gnn_hidden, condition=proto.condition,
-        context="graph" if variant == "gdn" else "flat", n_agents=proto.slots,
+        2, d, key, aggregation=agg, hidden=proto.hidden, gnn_hidden=proto.gnn_hidden,
+        condition=proto.condition, context="graph" if variant == "gdn" else "flat",
+        n_agents=case.model.n_agents,
     )  # fmt: skip
 
 
 def run_setting(name: str, setting: str, proto: Protocol, seed: int) -> list[dict]:
-    model = PredatorPrey(size=proto.size, n_agents=proto.slots)
-    params = preset(setting)
+    case = setting_for(setting, proto)
+    model, params = case.model, case.params
     key = jax.random.fold_in(jax.random.key(seed), hash(setting) % 2**31)
     k_data, k_test, k_train, k_eval = jax.random.split(key, 4)
     data, last = ramifications(model, params, k_data, 10, proto.branches)
@@ -85,12 +114,12 @@ def run_setting(name: str, setting: str, proto: Protocol, seed: int) -> list[dic
     for variant in VARIANTS:
         start = time.perf_counter()
         net, history = train_gdn(
-            network(variant, proto, k_train), data, k_train, proto.epochs, proto.learning_rate
+            network(variant, proto, case, k_train), data, k_train, proto.epochs, proto.learning_rate
         )
         seconds = (time.perf_counter() - start) / proto.epochs
         micro = micro_emd(model, net, test, k_eval)
         error, truth, _ = macro_smape(
-            abm, GDNSurrogate(model, net, last), params, k_eval, 25, proto.runs
+            abm, GDNSurrogate(model, net, last), params, k_eval, 25, proto.runs, case.macro
         )
         rows.append({"protocol": name, "setting": setting, "variant": variant, "seed": seed,
                      "seconds_per_epoch": round(seconds, 2), "final_loss": history["loss"][-1],
@@ -102,7 +131,7 @@ def run_setting(name: str, setting: str, proto: Protocol, seed: int) -> list[dic
     ar = [
         smape(np.asarray(truth[n]).mean(0), ar1_forecast(data.observables[n], 25, proto.runs,
               jax.random.fold_in(k_eval, i)).mean(0))
-        for i, n in enumerate(("predators", "prey"))
+        for i, n in enumerate(case.macro)
     ]  # fmt: skip
     rows.append({"protocol": name, "setting": setting, "variant": "ar1", "seed": seed,
                  "smape": float(np.mean(ar))})  # fmt: skip
@@ -113,7 +142,7 @@ def run_setting(name: str, setting: str, proto: Protocol, seed: int) -> list[dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--protocol", choices=list(PROTOCOLS), default="cpu")
-    parser.add_argument("--settings", default="psi1,psi2,psi3,psi4")
+    parser.add_argument("--settings", default="psi1,psi2,psi3,psi4,xi1,xi2,xi3")
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--results", default="benchmarks/results/gdn.csv")
     parser.add_argument("--report-only", action="store_true")

@@ -8,7 +8,12 @@
 * :mod:`~agentgrad.surrogate.model` — a trained GDN as a :class:`~agentgrad.Model`.
 """
 
-from agentgrad.surrogate.data import Ramifications, agent_graph_inputs, ramifications
+from agentgrad.surrogate.data import (
+    Ramifications,
+    agent_graph_inputs,
+    concatenate_ramifications,
+    ramifications,
+)
 from agentgrad.surrogate.gdn import GDN, GNNOnly, Schedule, load_gdn, save_gdn
 from agentgrad.surrogate.model import GDNSurrogate
 from agentgrad.surrogate.train import train_gdn
@@ -22,6 +27,7 @@ __all__ = [
     "Ramifications",
     "Schedule",
     "agent_graph_inputs",
+    "concatenate_ramifications",
     "features",
     "load_gdn",
     "ramifications",

@@ -17,6 +17,14 @@ Layout (arrays, saved by :meth:`Ramifications.save` as ``.npz``):
 ``targets``      ``(T-1, R, N, d)`` dynamic features of the ``R`` children; ``targets[t,
                                   0]`` is the main branch's ``Z_{t+1}``
 ``obs_NAME``     ``(T,)``          the model's scalar observables along the main branch
+``theta``        ``(T-1, p)``      (only with ``condition_on``) the values of the model
+                                  parameters ``meta["theta_names"]`` for each transition
+
+**Across parameters** (beyond the paper): ``ramifications(..., condition_on=names)``
+stores the parameters ``names`` with every transition, and
+:func:`concatenate_ramifications` joins datasets drawn at several parameter values
+along the transition axis, the training set of a parameter-conditioned GDN
+(:class:`~agentgrad.surrogate.gdn.GDN` with ``theta_names``).
 
 Since ``Message(x_j) = x_j``, the neighbour sums of the data are fixed and precomputed,
 so training needs no model code.
@@ -26,9 +34,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -53,6 +63,12 @@ class Ramifications:
     stochastic: np.ndarray
     meta: dict[str, Any] = dataclasses.field(default_factory=dict)
     observables: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    theta: np.ndarray | None = None
+
+    @property
+    def theta_names(self) -> tuple[str, ...]:
+        """The parameters stored with every transition (``condition_on``)."""
+        return tuple(self.meta.get("theta_names", ()))
 
     @property
     def n_transitions(self) -> int:
@@ -72,6 +88,7 @@ class Ramifications:
                 static_dim=self.static_dim,
                 meta=json.dumps(self.meta),
                 **{k: getattr(self, k) for k in ARRAYS},
+                **({} if self.theta is None else {"theta": self.theta}),
                 **{f"obs_{k}": v for k, v in self.observables.items()},
             )
         return path
@@ -86,6 +103,7 @@ class Ramifications:
                 data = {k: np.asarray(f[k]) for k in ARRAYS}
                 static_dim, meta = int(f["static_dim"]), json.loads(str(f["meta"]))
                 obs = {k[4:]: np.asarray(f[k]) for k in f.files if k.startswith("obs_")}
+                theta = np.asarray(f["theta"]) if "theta" in f.files else None
         except FileNotFoundError:
             raise AgentgradError(f"no ramification file at {path}") from None
         except Exception as err:  # zip, key or json errors: not our file
@@ -95,9 +113,42 @@ class Ramifications:
             ) from None
         T, R, N, d = data["targets"].shape
         expected = {k: (T, N) for k in ("context", "aggregated", "degree", "stochastic")}
-        if any(data[k].shape[:2] != v for k, v in expected.items()):
+        names = meta.get("theta_names", ())
+        bad_theta = (theta is None) != (not names) or (
+            theta is not None and theta.shape != (T, len(names))
+        )
+        if any(data[k].shape[:2] != v for k, v in expected.items()) or bad_theta:
             raise AgentgradError(f"{path}: arrays of inconsistent shapes; regenerate it")
-        return cls(static_dim, meta=meta, observables=obs, **data)
+        return cls(static_dim, meta=meta, observables=obs, theta=theta, **data)
+
+
+def concatenate_ramifications(datasets: Sequence[Ramifications]) -> Ramifications:
+    """Join ramification datasets of the same model (same agents, features, branches and
+    ``theta_names``; e.g. drawn at several parameter values) along the transition axis.
+    The main-branch observables are per-dataset series and are not carried over."""
+    datasets = list(datasets)
+    if not datasets:
+        raise AgentgradError("concatenate_ramifications needs at least one dataset")
+    first = datasets[0]
+    for d in datasets[1:]:
+        same = (
+            d.static_dim == first.static_dim
+            and d.targets.shape[1:] == first.targets.shape[1:]
+            and d.theta_names == first.theta_names
+        )
+        if not same:
+            raise AgentgradError(
+                "cannot concatenate ramifications of different shapes (agents, features, "
+                "branches) or parameters (theta_names); draw them with the same settings"
+            )
+    join = {k: np.concatenate([getattr(d, k) for d in datasets]) for k in ARRAYS}
+    theta = None if first.theta is None else np.concatenate([d.theta for d in datasets])
+    meta = {
+        "model": first.meta.get("model"),
+        "theta_names": list(first.theta_names),
+        "parts": [d.meta for d in datasets],
+    }
+    return Ramifications(first.static_dim, meta=meta, theta=theta, **join)
 
 
 def agent_graph_inputs(model: Any, state: Any) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -115,13 +166,22 @@ def ramifications(
     n_steps: int,
     n_branches: int,
     state: Any = None,
+    condition_on: Sequence[str] = (),
 ) -> tuple[Ramifications, Any]:
     """Simulate a ramification dataset of ``n_steps`` main-branch states (``n_steps - 1``
     transitions) with ``n_branches`` children each, from ``state`` (default: the model's
     initial state from ``key``); branches are vmapped, steps scanned.  Returns the data and
     the last main-branch state ``Z_{T-1}[0]`` (where the paper's test ramification and
-    forecasts start)."""
+    forecasts start).  ``condition_on``: parameter names stored with every transition
+    (for a parameter-conditioned GDN)."""
     require_agent_view(model)
+    condition_on = tuple(condition_on)
+    unknown = [n for n in condition_on if n not in model.param_space.names]
+    if unknown:
+        raise AgentgradError(
+            f"condition_on: {type(model).__name__} has no parameters {unknown}; "
+            f"choose among {list(model.param_space.names)}"
+        )
     if not isinstance(n_steps, int) or n_steps < 2:
         raise AgentgradError(f"n_steps (T) must be an integer >= 2, got {n_steps!r}")
     if not isinstance(n_branches, int) or n_branches < 1:
@@ -131,28 +191,10 @@ def ramifications(
     if state is None:
         state = model.init(params, k_init)
     static_dim = int(model.agent_features(state)[0].shape[1])
-
-    @jax.jit
-    def run(state, k_run):
-        def one_step(s, inp):
-            t, k = inp
-            children = jax.vmap(lambda kk: model.step(s, params, kk, t))(
-                jax.random.split(k, n_branches)
-            )
-            z, agg, deg = agent_graph_inputs(model, s)
-            if callable(getattr(model, "stochastic_agents", None)):
-                stochastic = model.stochastic_agents(s, params).astype(bool)
-            else:
-                stochastic = jnp.ones(z.shape[0], bool)
-            targets = jax.vmap(lambda c: model.agent_features(c)[1])(children)
-            main = jax.tree.map(lambda a: a[0], children)
-            obs = model.observe(main, params, t + 1.0)
-            return main, (z, agg, deg, targets, stochastic, obs)
-
-        ts = jnp.arange(n_steps - 1, dtype=jnp.float32)
-        return jax.lax.scan(one_step, state, (ts, jax.random.split(k_run, n_steps - 1)))
-
-    final, (z, agg, deg, targets, stochastic, obs) = run(state, k_run)
+    traced = {k: jnp.asarray(v) for k, v in params.items()}  # one compilation for all values
+    final, (z, agg, deg, targets, stochastic, obs) = _ramify(
+        model, traced, state, k_run, n_steps, n_branches
+    )
     first = model.observe(state, params, jnp.float32(0.0))
     series = {
         k: np.concatenate([[np.asarray(first[k])], np.asarray(v)])
@@ -165,6 +207,11 @@ def ramifications(
         "n_steps": n_steps,
         "n_branches": n_branches,
     }
+    theta = None
+    if condition_on:
+        meta["theta_names"] = list(condition_on)
+        row = np.array([float(params[n]) for n in condition_on], np.float32)
+        theta = np.tile(row, (n_steps - 1, 1))
     data = Ramifications(
         static_dim,
         np.asarray(z),
@@ -174,5 +221,30 @@ def ramifications(
         np.asarray(stochastic),
         meta,
         series,
+        theta,
     )
     return data, final
+
+
+@eqx.filter_jit
+def _ramify(model, params, state, k_run, n_steps: int, n_branches: int):
+    """The scan of :func:`ramifications` (compiled once per model and sizes; parameters
+    are traced, so datasets at several parameter values share the compilation)."""
+
+    def one_step(s, inp):
+        t, k = inp
+        children = jax.vmap(lambda kk: model.step(s, params, kk, t))(
+            jax.random.split(k, n_branches)
+        )
+        z, agg, deg = agent_graph_inputs(model, s)
+        if callable(getattr(model, "stochastic_agents", None)):
+            stochastic = model.stochastic_agents(s, params).astype(bool)
+        else:
+            stochastic = jnp.ones(z.shape[0], bool)
+        targets = jax.vmap(lambda c: model.agent_features(c)[1])(children)
+        main = jax.tree.map(lambda a: a[0], children)
+        obs = model.observe(main, params, t + 1.0)
+        return main, (z, agg, deg, targets, stochastic, obs)
+
+    ts = jnp.arange(n_steps - 1, dtype=jnp.float32)
+    return jax.lax.scan(one_step, state, (ts, jax.random.split(k_run, n_steps - 1)))

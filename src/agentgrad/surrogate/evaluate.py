@@ -67,17 +67,20 @@ def ordinal_emd(a: np.ndarray, b: np.ndarray) -> float:
 def micro_emd(model: Any, network: Any, test: Ramifications, key: jax.Array) -> dict[str, float]:
     """Mean EMD over agents and conditions, per marginal and by rule type
     (``test.stochastic``); the surrogate draws ``test.n_branches`` outcomes per
-    condition."""
+    condition (given the condition's ``test.theta`` for a parameter-conditioned one)."""
     sample = eqx.filter_jit(
-        eqx.filter_vmap(lambda z, a, d, k: network.sample(z, a, d, k), in_axes=(None,) * 3 + (0,))
+        eqx.filter_vmap(
+            lambda z, a, d, k, th: network.sample(z, a, d, k, th),
+            in_axes=(None, None, None, 0, None),
+        )
     )
     rows: dict[str, list[float]] = {"stochastic": [], "deterministic": []}
     per_marginal: dict[str, list[float]] = {}
     for t in range(test.n_transitions):
         z, agg, deg = (jnp.asarray(x[t]) for x in (test.context, test.aggregated, test.degree))
-        draws = np.asarray(
-            sample(z, agg, deg, jax.random.split(jax.random.fold_in(key, t), test.n_branches))
-        )
+        theta = None if test.theta is None else jnp.asarray(test.theta[t])
+        keys = jax.random.split(jax.random.fold_in(key, t), test.n_branches)
+        draws = np.asarray(sample(z, agg, deg, keys, theta))
         true = model.marginals(test.targets[t])  # name -> (values (R, N), n_categories)
         fake = model.marginals(draws)
         stochastic = test.stochastic[t]

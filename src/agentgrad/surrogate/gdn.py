@@ -30,6 +30,17 @@ Where the reference code (``models/surrogate/nnmodel.py``) and the paper differ
 * state MLP input: the dynamic features only (code);
 * initialisation: Xavier-uniform weights for the denoiser, PyTorch-default (Kaiming
   uniform) for the GNN, zero biases.
+
+**Beyond the paper: parameter conditioning.**  The paper leaves feeding the ABM's
+parameters ``Theta`` to the surrogate as future work.  With ``theta_names`` (parameters
+of the model) and ``theta_ranges`` (their training range, default ``(0, 1)`` each) the
+condition gets a fourth term, ``c^i = ... + MLP(theta~)`` with ``theta~ = 2 (theta -
+low) / (high - low) - 1`` the same for every agent, so one network learns
+``P(z^i_{t+1} | Z_t, Theta)`` from ramifications drawn at several ``Theta``
+(:func:`~agentgrad.surrogate.data.ramifications` with ``condition_on``).  Since the
+sampler is reparameterised, a rollout's macro statistics are differentiable in
+``Theta`` (:class:`~agentgrad.surrogate.model.GDNSurrogate` reads ``Theta`` from the
+parameters it is simulated with).
 """
 
 from __future__ import annotations
@@ -125,6 +136,7 @@ class Denoiser(eqx.Module):
     time_mlp: MLP
     state_mlp: MLP
     graph_mlp: MLP
+    param_mlp: MLP | None
     first: eqx.nn.Linear
     blocks: list[ConditionBlock]
     last: eqx.nn.Linear
@@ -139,16 +151,18 @@ class Denoiser(eqx.Module):
         time_embedding_dim: int | None = None,
         output_activation: str = "leaky_relu",
         condition: int = CONDITION,
+        n_params: int = 0,
     ):
         if output_activation not in ("leaky_relu", "linear"):
             raise ValueError("output_activation must be 'leaky_relu' (code) or 'linear'")
-        k = jax.random.split(key, 6)
+        k = jax.random.split(key, 7)
         self.time_dim = time_embedding_dim or dim
         t_in = 2 * (self.time_dim // 2 or self.time_dim)
         c = condition
         self.time_mlp = MLP([t_in, c, c], k[0])
         self.state_mlp = MLP([dim, c, c, c], k[1])
         self.graph_mlp = MLP([c, c, c, c], k[2])
+        self.param_mlp = MLP([n_params, c, c], k[6]) if n_params else None
         self.first = _linear(dim, hidden[0], k[3], "xavier")
         keys = jax.random.split(k[4], len(hidden) - 1)
         self.blocks = [
@@ -158,12 +172,21 @@ class Denoiser(eqx.Module):
         self.last = _linear(hidden[-1], dim, k[5], "xavier")
         self.output_activation = output_activation
 
-    def __call__(self, z: jax.Array, state: jax.Array, g: jax.Array, tau: jax.Array):
+    def __call__(
+        self,
+        z: jax.Array,
+        state: jax.Array,
+        g: jax.Array,
+        tau: jax.Array,
+        theta: jax.Array | None = None,
+    ):
         c = (
             self.state_mlp(state)
             + self.graph_mlp(g)
             + self.time_mlp(sinusoidal(tau, self.time_dim))
         )
+        if self.param_mlp is not None:
+            c = c + self.param_mlp(theta)
         h = leaky(self.first(z))
         for block in self.blocks:
             h = block(h, c)
@@ -252,6 +275,31 @@ class AgentNetwork(eqx.Module):
     aggregation: str = eqx.field(static=True)
     config: tuple = eqx.field(static=True)
 
+    @property
+    def theta_names(self) -> tuple[str, ...]:
+        """The model parameters the network is conditioned on (none by default)."""
+        return tuple(dict(self.config).get("theta_names", ()))
+
+    def scaled_theta(self, theta: jax.Array | None) -> jax.Array | None:
+        """``theta`` ``(p,)`` in the network's input scale ``[-1, 1]`` over the training
+        range; a one-line error when it is missing or has the wrong length."""
+        names = self.theta_names
+        if not names:
+            if theta is not None:
+                raise AgentgradError(
+                    "this surrogate is not parameter-conditioned (trained without "
+                    "theta_names); drop theta"
+                )
+            return None
+        if theta is None or jnp.shape(theta) != (len(names),):
+            raise AgentgradError(
+                f"this surrogate is conditioned on {list(names)}: pass theta of shape "
+                f"({len(names)},), got {None if theta is None else jnp.shape(theta)}"
+            )
+        ranges = jnp.asarray(dict(self.config)["theta_ranges"], jnp.float32)
+        low, high = ranges[:, 0], ranges[:, 1]
+        return 2.0 * (jnp.asarray(theta, jnp.float32) - low) / (high - low) - 1.0
+
     def aggregate(self, aggregated: jax.Array, degree: jax.Array) -> jax.Array:
         """The neighbour sums, divided by the degree for mean aggregation."""
         if self.aggregation == "mean":
@@ -270,6 +318,9 @@ class GDN(AgentNetwork):
     ``context="flat"`` is the paper's diffusion-only ablation (§4.1): the GNN embedding
     is replaced by an MLP of the flat concatenation of all ``n_agents`` agent states,
     the same vector for every agent (no relational structure).
+
+    ``theta_names`` / ``theta_ranges``: condition on these model parameters (module
+    docstring); ``loss`` and ``sample`` then take ``theta`` ``(p,)``.
     """
 
     gnn: GNN | MLP
@@ -291,7 +342,15 @@ class GDN(AgentNetwork):
         context: str = "graph",
         n_agents: int | None = None,
         condition: int = CONDITION,
+        theta_names: Sequence[str] = (),
+        theta_ranges: Sequence[Sequence[float]] | None = None,
     ):
+        theta_names = tuple(theta_names)
+        if theta_ranges is None:
+            theta_ranges = [(0.0, 1.0)] * len(theta_names)
+        theta_ranges = tuple((float(lo), float(hi)) for lo, hi in theta_ranges)
+        if len(theta_ranges) != len(theta_names) or any(hi <= lo for lo, hi in theta_ranges):
+            raise ValueError("theta_ranges needs one (low, high) with low < high per theta name")
         if context not in ("graph", "flat") or (context == "flat" and not n_agents):
             raise ValueError("context must be 'graph', or 'flat' with n_agents")
         if aggregation not in ("sum", "mean"):
@@ -305,7 +364,13 @@ class GDN(AgentNetwork):
         else:
             self.gnn = MLP([n_agents * width, condition, condition], k_gnn, act_last=True)
         self.denoiser = Denoiser(
-            dynamic_dim, k_den, hidden, time_embedding_dim, output_activation, condition
+            dynamic_dim,
+            k_den,
+            hidden,
+            time_embedding_dim,
+            output_activation,
+            condition,
+            len(theta_names),
         )
         self.schedule = Schedule(tau_max)
         self.static_dim, self.dynamic_dim, self.aggregation = static_dim, dynamic_dim, aggregation
@@ -321,6 +386,8 @@ class GDN(AgentNetwork):
             ("context", context),
             ("n_agents", n_agents),
             ("condition", condition),
+            ("theta_names", theta_names),
+            ("theta_ranges", theta_ranges),
         )
 
     def embed(self, z: jax.Array, aggregated: jax.Array, degree: jax.Array) -> jax.Array:
@@ -338,8 +405,10 @@ class GDN(AgentNetwork):
         degree: jax.Array,
         target: jax.Array,
         key: jax.Array,
+        theta: jax.Array | None = None,
     ) -> jax.Array:
         """Eq. 5 over all agents: one ``tau`` and one ``eps`` per agent."""
+        scaled = self.scaled_theta(theta)
         n = z.shape[0]
         k_tau, k_eps = jax.random.split(key)
         tau = jax.random.randint(k_tau, (n,), 0, self.schedule.tau_max)
@@ -347,21 +416,27 @@ class GDN(AgentNetwork):
         noisy = self.schedule.noise(target, tau, eps)
         g = self.embed(z, aggregated, degree)
         current = z[:, self.static_dim :]
-        eps_hat = jax.vmap(self.denoiser)(noisy, current, g, tau)
+        eps_hat = jax.vmap(self.denoiser, (0, 0, 0, 0, None))(noisy, current, g, tau, scaled)
         return jnp.mean((eps - eps_hat) ** 2)
 
     def sample(
-        self, z: jax.Array, aggregated: jax.Array, degree: jax.Array, key: jax.Array
+        self,
+        z: jax.Array,
+        aggregated: jax.Array,
+        degree: jax.Array,
+        key: jax.Array,
+        theta: jax.Array | None = None,
     ) -> jax.Array:
         """One draw of every agent's next dynamic features (App. A.4), ``(N, d)``.
 
         Reparameterised: the noise is an input, so the draw is differentiable in the
-        network's inputs (``z``, hence initial agent states) and weights."""
+        network's inputs (``z``, hence initial agent states), ``theta`` and weights."""
+        scaled = self.scaled_theta(theta)
         g = self.embed(z, aggregated, degree)
         current = z[:, self.static_dim :]
 
         def eps_fn(x, tau):
-            return jax.vmap(self.denoiser)(x, current, g, tau)
+            return jax.vmap(self.denoiser, (0, 0, 0, 0, None))(x, current, g, tau, scaled)
 
         return self.schedule.sample(eps_fn, (z.shape[0], self.dynamic_dim), key)
 
@@ -400,10 +475,12 @@ class GNNOnly(AgentNetwork):
         inputs = jnp.concatenate([self.aggregate(aggregated, degree), z], axis=1)
         return jax.vmap(self.mlp)(inputs)
 
-    def loss(self, z, aggregated, degree, target, key) -> jax.Array:
+    def loss(self, z, aggregated, degree, target, key, theta=None) -> jax.Array:
+        self.scaled_theta(theta)  # the ablation is never parameter-conditioned
         return jnp.mean((self.predict(z, aggregated, degree) - target) ** 2)
 
-    def sample(self, z, aggregated, degree, key) -> jax.Array:
+    def sample(self, z, aggregated, degree, key, theta=None) -> jax.Array:
+        self.scaled_theta(theta)
         return self.predict(z, aggregated, degree)
 
 

@@ -7,6 +7,11 @@ its deterministic bookkeeping (:meth:`with_dynamic`).  Observables are ``base``'
 ``simulate``, ``ensemble`` and the command line work unchanged, and a rollout is
 differentiable in the initial agent states (the sampler is reparameterised; decoded
 categories pass gradients straight through).
+
+A parameter-conditioned GDN (``theta_names``) reads ``Theta`` from the parameters it is
+simulated with, so ``jax.grad`` of a rollout's macro statistics with respect to those
+parameters goes through the sampler; the other parameters only reach ``base``'s
+observables.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from agentgrad.engine import Model
 from agentgrad.errors import AgentgradError
@@ -34,7 +40,14 @@ class GDNSurrogate(Model):
         require_agent_view(self.base)
 
     def check_compatible(self, params: Params, key: jax.Array) -> None:
-        """A one-line error when the GDN was trained on another model's features."""
+        """A one-line error when the GDN was trained on another model's features or
+        parameters."""
+        missing = [n for n in self.gdn.theta_names if n not in self.base.param_space.names]
+        if missing:
+            raise AgentgradError(
+                f"surrogate conditioned on parameters {missing} that "
+                f"{type(self.base).__name__} does not have: use the model it was trained on"
+            )
         state = self.base.init(self.base.param_space.complete(params), key)
         static, dynamic = self.base.agent_features(state)
         if (static.shape[1], dynamic.shape[1]) != (self.gdn.static_dim, self.gdn.dynamic_dim):
@@ -59,8 +72,13 @@ class GDNSurrogate(Model):
 
     def step(self, state: Any, params: Params, key: jax.Array, t: jax.Array) -> Any:
         z, aggregated, degree = agent_graph_inputs(self.base, state)
-        dynamic = self.gdn.sample(z, aggregated, degree, key)
+        dynamic = self.gdn.sample(z, aggregated, degree, key, self.theta(params))
         return self.base.with_dynamic(state, dynamic)
+
+    def theta(self, params: Params) -> jax.Array | None:
+        """The conditioning parameters ``(p,)`` of a parameter-conditioned GDN, else None."""
+        names = self.gdn.theta_names
+        return jnp.stack([jnp.asarray(params[n], jnp.float32) for n in names]) if names else None
 
     def observe(self, state: Any, params: Params, t: jax.Array) -> dict[str, jax.Array]:
         return self.base.observe(state, params, t)

@@ -2,6 +2,9 @@
 Algorithm 1, with the reference code's epoch: every ``(t, r)`` pair once, in random
 order, one optimiser step per pair over all agents).
 
+Datasets that store parameters (``data.theta``, drawn with ``condition_on``) train a
+parameter-conditioned network: each transition's ``theta`` is fed with it.
+
 Two Adam optimisers as in Table 1: ``learning_rate`` for the denoiser (paper 1e-5) and
 ``gnn_learning_rate`` (default twice that) for the GNN, which is trained only through
 the condition.  Each epoch is one ``lax.scan``; ``history["loss"]`` holds the mean loss
@@ -58,6 +61,13 @@ def train_gdn(
             f"the network expects {gdn.static_dim} static + {gdn.dynamic_dim} dynamic features "
             f"but the data have {s} + {d}: data and surrogate come from different models"
         )
+    if tuple(gdn.theta_names) != data.theta_names:
+        raise AgentgradError(
+            f"the network is conditioned on {list(gdn.theta_names)} but the data store "
+            f"{list(data.theta_names)}: draw the data with condition_on= the network's "
+            "theta_names"
+        )
+    theta = None if data.theta is None else jnp.asarray(data.theta, jnp.float32)
     context, aggregated = jnp.asarray(data.context), jnp.asarray(data.aggregated)
     degree, targets = jnp.asarray(data.degree), jnp.asarray(data.targets)
     T, R = data.n_transitions, data.n_branches
@@ -74,7 +84,8 @@ def train_gdn(
 
     def loss_fn(p, t, r, k):
         g = eqx.combine(p, static)
-        return g.loss(context[t], aggregated[t], degree[t], targets[t, r], k)
+        th = None if theta is None else theta[t]
+        return g.loss(context[t], aggregated[t], degree[t], targets[t, r], k, th)
 
     @eqx.filter_jit
     def epoch(params, opt_state, k):
