@@ -405,9 +405,7 @@ def _flip_across(values, n_steps=4, n_branches=32):
     from agentgrad.surrogate import concatenate_ramifications
 
     parts = [
-        ramifications(Flip(), {"p": p}, jax.random.key(i), n_steps, n_branches, condition_on=["p"])[
-            0
-        ]
+        ramifications(Flip(), {"p": p}, jax.random.key(i), n_steps, n_branches, None, ["p"])[0]
         for i, p in enumerate(values)
     ]
     return concatenate_ramifications(parts)
@@ -489,3 +487,45 @@ def test_parameter_conditioned_gdn_interpolates_a_rule():
         assert on[:, s == 1].mean() >= 0.97
     assert abs(rates[1] - 0.3) < 0.08 and abs(rates[3] - 0.7) < 0.08, rates
     assert np.all(np.diff(rates) > 0), rates
+
+
+@pytest.mark.slow  # trains a network and simulates at several parameters; run by .ci/run
+def test_command_line_parameter_conditioned_pipeline(tmp_path):
+    """surrogate data --condition-on draws the training data at --theta-values values of
+    a parameter; train then fits a conditioned GDN (its ranges from the data); run uses
+    it at any value of the parameter; bad specifications: one-line errors, exit 2."""
+    from typer.testing import CliRunner
+
+    from agentgrad.cli import app
+
+    def invoke(*args):
+        return CliRunner().invoke(app, [str(a) for a in args])
+
+    d, s = tmp_path / "d", tmp_path / "s"
+    base = ["predator-prey", "--grid-size", 8, "--agents", 64, "--steps", 3, "--branches", 2]
+    theta = ["--condition-on", "prey_without_pregnant=0.3:0.6", "--theta-values", 3]
+    r = invoke("surrogate", "data", *base, *theta, "--test-steps", 2, "--out", d)
+    assert r.exit_code == 0, r.output
+    train = Ramifications.load(d / "train.npz")
+    assert train.targets.shape[:2] == (6, 2) and train.theta_names == ("prey_without_pregnant",)
+    np.testing.assert_allclose(np.unique(train.theta), [0.3, 0.45, 0.6], rtol=1e-6)
+    assert set(train.observables) == {"predators", "prey"}  # the main branch, for AR(1)
+    r = invoke("surrogate", "train", d, "--epochs", 1, "--learning-rate", 1e-3,
+               "--hidden", "8,8", "--gnn-hidden", 8, "--condition", 8, "--out", s)  # fmt: skip
+    assert r.exit_code == 0, r.output
+    net, _ = load_gdn(s / "surrogate.eqx")
+    assert net.theta_names == ("prey_without_pregnant",)
+    assert dict(net.config)["theta_ranges"] == ((0.3, 0.6),)
+    r = invoke("run", f"surrogate:{s / 'surrogate.eqx'}", "--runs", 2, "--steps", 2,
+               "--param", "prey_without_pregnant=0.5", "--out", tmp_path / "run")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    for spec, message in (
+        ("nope=0:1", "unknown parameter 'nope'"),
+        ("prey_without_pregnant=0.6:0.3", "LOW < HIGH"),
+        ("prey_without_pregnant", "LOW < HIGH"),
+    ):
+        r = invoke("surrogate", "data", *base, "--condition-on", spec, "--out", tmp_path / "x")
+        assert r.exit_code == 2 and message in r.output, r.output
+        assert not (tmp_path / "x").exists()
+    r = invoke("surrogate", "train", d, "--variant", "gnn-only", "--out", tmp_path / "g")
+    assert r.exit_code == 2 and "not parameter-conditioned" in r.output, r.output

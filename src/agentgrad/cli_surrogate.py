@@ -4,7 +4,12 @@ from the command line (`graph-diffusion-networks-for-abms` §3-4; see
 
 ``data`` writes a training ramification (``--steps`` main-branch states x ``--branches``
 children), a test ramification of ``--test-steps`` from the last training state, that
-state, and the model's options (so later commands rebuild the same model).  ``train``
+state, and the model's options (so later commands rebuild the same model).  With
+``--condition-on NAME=LOW:HIGH`` (beyond the paper) the training data are drawn at
+``--theta-values`` values of those parameters (evenly spaced for one parameter, a Latin
+hypercube for several; the others as given), each from the same initial state, and
+``train`` then fits a parameter-conditioned GDN; the test ramification and the main
+branch stay at the given parameters.  ``train``
 fits a GDN (or an ablation) and writes its checkpoint; ``evaluate`` compares one or
 more checkpoints with the ABM (micro EMD, macro sMAPE, AR(1)) and draws the forecasts.
 """
@@ -50,6 +55,38 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
     return values
 
 
+def _theta_grid(spec: str, k: int, names: list[str], seed: int):
+    """``NAME=LOW:HIGH[,NAME=LOW:HIGH]`` and ``k`` -> ``(names, ranges, values (k, p))``."""
+    import numpy as np
+
+    chosen, ranges = [], []
+    for part in spec.split(","):
+        name, _, bounds = part.partition("=")
+        name = name.strip()
+        try:
+            low, high = (float(v) for v in bounds.split(":"))
+        except ValueError:
+            low = high = float("nan")
+        if name not in names:
+            fail(f"--condition-on: unknown parameter {name!r}; choose among {', '.join(names)}")
+        if not (np.isfinite(low) and np.isfinite(high) and low < high):
+            fail(f"--condition-on needs NAME=LOW:HIGH with LOW < HIGH, got {part!r}")
+        chosen.append(name)
+        ranges.append((low, high))
+    if len(set(chosen)) != len(chosen):
+        fail("--condition-on names a parameter twice")
+    if k < 2:
+        fail(f"--theta-values must be >= 2, got {k}")
+    lo, hi = np.array(ranges).T
+    if len(chosen) == 1:
+        unit = np.linspace(0.0, 1.0, k)[:, None]
+    else:
+        from scipy.stats import qmc
+
+        unit = qmc.LatinHypercube(len(chosen), scramble=False, seed=seed).random(k)
+    return chosen, ranges, lo + unit * (hi - lo)
+
+
 def _read_json(path: Path, what: str) -> dict[str, Any]:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -84,18 +121,28 @@ def data_command(
     opts: ModelOptions,
     branches: Annotated[int, typer.Option(help="children per step (R; paper 500)")] = 500,
     test_steps: Annotated[int, typer.Option(help="test ramification steps (paper 25)")] = 25,
+    condition_on: Annotated[
+        str | None,
+        typer.Option(help="NAME=LOW:HIGH[,...]: draw the training data across parameters"),
+    ] = None,
+    theta_values: Annotated[
+        int, typer.Option(help="parameter values with --condition-on (>= 2)")
+    ] = 5,
     out: Annotated[str, typer.Option(help="output directory")] = "ramifications",
 ) -> None:
     """Ramification datasets of MODEL for training (--steps, paper 10) and testing."""
     import equinox as eqx
     import jax
 
-    from agentgrad.surrogate import ramifications, require_agent_view
+    from agentgrad.surrogate import concatenate_ramifications, ramifications, require_agent_view
 
     if branches < 1 or test_steps < 2 or (opts.steps is not None and opts.steps < 2):
         fail("--branches must be >= 1, --steps and --test-steps >= 2")
     setup = _setup(dataclasses.replace(opts, steps=opts.steps or 10))
     require_agent_view(setup.model)
+    grid = None
+    if condition_on is not None:
+        grid = _theta_grid(condition_on, theta_values, list(setup.params), opts.seed)
     files = ["train.npz", "test.npz", "start.eqx", "provenance.json"]
     out = prepare_output_dir(out, files)
     key = jax.random.key(opts.seed)
@@ -103,11 +150,37 @@ def data_command(
     state = setup.model.init(setup.params, k_init)
     with console.status("simulating the training ramification"):
         train, start = ramifications(
-            setup.model, setup.params, k_train, setup.n_steps, branches, state
+            setup.model, setup.params, k_train, setup.n_steps, 1 if grid else branches, state
         )
+        if grid is not None:  # the main branch at the given parameters: start, AR(1) series
+            names, ranges, values = grid
+            parts = [
+                ramifications(
+                    setup.model,
+                    {**setup.params, **dict(zip(names, map(float, row), strict=True))},
+                    jax.random.fold_in(k_train, i + 1),
+                    setup.n_steps,
+                    branches,
+                    state,
+                    condition_on=names,
+                )[0]
+                for i, row in enumerate(values)
+            ]
+            joined = concatenate_ramifications(parts)
+            joined.meta["theta_ranges"] = ranges
+            train = dataclasses.replace(joined, observables=train.observables)
     with console.status("simulating the test ramification"):
-        test, _ = ramifications(setup.model, setup.params, k_test, test_steps, branches, start)
-    meta = _provenance(setup, "surrogate data", branches=branches, test_steps=test_steps)
+        test, _ = ramifications(
+            setup.model,
+            setup.params,
+            k_test,
+            test_steps,
+            branches,
+            start,
+            condition_on=grid[0] if grid else (),
+        )
+    extra = {} if grid is None else {"condition_on": condition_on, "theta_values": theta_values}
+    meta = _provenance(setup, "surrogate data", branches=branches, test_steps=test_steps, **extra)
     meta["model_options"] = {
         **dataclasses.asdict(opts),
         "steps": setup.n_steps,
@@ -123,9 +196,10 @@ def data_command(
         },
         "surrogate-data",
     )
+    across = "" if grid is None else f" at {len(grid[2])} values of {', '.join(grid[0])}"
     console.print(
-        f"wrote {out}: {train.n_transitions} training transitions x {branches} branches, "
-        f"{test.n_transitions} test conditions"
+        f"wrote {out}: {train.n_transitions} training transitions x {branches} branches"
+        f"{across}, {test.n_transitions} test conditions"
     )
 
 
@@ -165,6 +239,15 @@ def train_command(
     out = prepare_output_dir(out, ["surrogate.eqx", "loss.png"])
     s, d = train.static_dim, train.targets.shape[-1]
     key = jax.random.key(seed)
+    conditioned = {}
+    if train.theta_names:
+        if variant != "gdn":
+            fail(f"the {variant} ablation is not parameter-conditioned; use --variant gdn")
+        low, high = train.theta.min(0), train.theta.max(0)
+        ranges = train.meta.get("theta_ranges") or list(
+            zip(low.tolist(), high.tolist(), strict=True)
+        )
+        conditioned = {"theta_names": train.theta_names, "theta_ranges": ranges}
     if variant == "gnn-only":
         net = GNNOnly(s, d, key, aggregation=aggregation)
     else:
@@ -178,6 +261,7 @@ def train_command(
             context="graph" if variant == "gdn" else "flat",
             n_agents=train.context.shape[1],
             condition=condition,
+            **conditioned,
         )
     with _interruptible("interrupted (Ctrl-C) during training; nothing was written"):
         net, history = train_gdn(
