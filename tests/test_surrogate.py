@@ -454,6 +454,8 @@ def test_parameter_conditioning_bad_input():
     conditioned = GDN(0, 2, jax.random.key(1), hidden=(8, 8), tau_max=10, theta_names=["q"])
     with pytest.raises(AgentgradError, match="does not have"):
         GDNSurrogate(Flip(), conditioned).check_compatible({}, jax.random.key(0))
+    with pytest.raises(ValueError, match="theta_input"):
+        GDN(0, 2, jax.random.key(1), theta_names=["p"], theta_input="gnn")
     with pytest.raises(ValueError, match="low < high"):
         GDN(0, 2, jax.random.key(1), theta_names=["p"], theta_ranges=[(1.0, 0.0)])
     other = ramifications(PredatorPrey(size=8, n_agents=64), {}, jax.random.key(0), 2, 1)[0]

@@ -35,7 +35,9 @@ Where the reference code (``models/surrogate/nnmodel.py``) and the paper differ
 parameters ``Theta`` to the surrogate as future work.  With ``theta_names`` (parameters
 of the model) and ``theta_ranges`` (their training range, default ``(0, 1)`` each) the
 condition gets a fourth term, ``c^i = ... + MLP(theta~)`` with ``theta~ = 2 (theta -
-low) / (high - low) - 1`` the same for every agent, so one network learns
+low) / (high - low) - 1`` the same for every agent, and (``theta_input=
+"condition+gnn"``, the default) the GNN reads ``[sum_j Z^j, Z^i, theta~]``, so one
+network learns
 ``P(z^i_{t+1} | Z_t, Theta)`` from ramifications drawn at several ``Theta``
 (:func:`~agentgrad.surrogate.data.ramifications` with ``condition_on``).  Since the
 sampler is reparameterised, a rollout's macro statistics are differentiable in
@@ -195,7 +197,8 @@ class Denoiser(eqx.Module):
 
 
 class GNN(eqx.Module):
-    """``g = MLP([sum_j Z^j, Z^i])`` with LeakyReLU after every layer (Table 1)."""
+    """``g = MLP([sum_j Z^j, Z^i])`` with LeakyReLU after every layer (Table 1);
+    ``g = MLP([sum_j Z^j, Z^i, theta~])`` with ``extra = p`` parameter inputs."""
 
     mlp: MLP
 
@@ -205,11 +208,15 @@ class GNN(eqx.Module):
         key: jax.Array,
         hidden: Sequence[int] = GNN_HIDDEN,
         condition: int = CONDITION,
+        extra: int = 0,
     ):
-        self.mlp = MLP([2 * state_dim, *hidden, condition], key, act_last=True)
+        self.mlp = MLP([2 * state_dim + extra, *hidden, condition], key, act_last=True)
 
-    def __call__(self, aggregated: jax.Array, z: jax.Array) -> jax.Array:
-        return self.mlp(jnp.concatenate([aggregated, z]))
+    def __call__(
+        self, aggregated: jax.Array, z: jax.Array, theta: jax.Array | None = None
+    ) -> jax.Array:
+        parts = [aggregated, z] if theta is None else [aggregated, z, theta]
+        return self.mlp(jnp.concatenate(parts))
 
 
 class Schedule(eqx.Module):
@@ -254,7 +261,8 @@ class Schedule(eqx.Module):
         sd = jnp.sqrt(self.posterior_variance).at[0].set(0.0)
         k0, k_steps = jax.random.split(key)
 
-        def body(x, inp):
+        @jax.checkpoint  # reverse mode keeps x per denoising step, not the network's
+        def body(x, inp):  # activations (~1000x less memory through a rollout)
             tau, k = inp
             eps_hat = eps_fn(x, jnp.full((shape[0],), tau))
             mean = (x - betas[tau] / jnp.sqrt(1 - abar[tau]) * eps_hat) / jnp.sqrt(alphas[tau])
@@ -320,7 +328,11 @@ class GDN(AgentNetwork):
     the same vector for every agent (no relational structure).
 
     ``theta_names`` / ``theta_ranges``: condition on these model parameters (module
-    docstring); ``loss`` and ``sample`` then take ``theta`` ``(p,)``.
+    docstring); ``loss`` and ``sample`` then take ``theta`` ``(p,)``.  ``theta_input``:
+    ``"condition+gnn"`` (default) also appends ``theta~`` to every agent's GNN input, so
+    the neighbourhood summary can interact with the parameters (a parameter often acts
+    only on agents in some local situation); ``"condition"`` adds ``MLP(theta~)`` to the
+    condition only.
     """
 
     gnn: GNN | MLP
@@ -344,8 +356,13 @@ class GDN(AgentNetwork):
         condition: int = CONDITION,
         theta_names: Sequence[str] = (),
         theta_ranges: Sequence[Sequence[float]] | None = None,
+        theta_input: str = "condition+gnn",
     ):
         theta_names = tuple(theta_names)
+        if theta_input not in ("condition", "condition+gnn"):
+            raise ValueError(
+                f"theta_input must be 'condition' or 'condition+gnn', got {theta_input!r}"
+            )
         if theta_ranges is None:
             theta_ranges = [(0.0, 1.0)] * len(theta_names)
         theta_ranges = tuple((float(lo), float(hi)) for lo, hi in theta_ranges)
@@ -360,7 +377,8 @@ class GDN(AgentNetwork):
         k_gnn, k_den = jax.random.split(key)
         width = static_dim + dynamic_dim
         if context == "graph":
-            self.gnn = GNN(width, k_gnn, gnn_hidden, condition)
+            extra = len(theta_names) if theta_input == "condition+gnn" else 0
+            self.gnn = GNN(width, k_gnn, gnn_hidden, condition, extra)
         else:
             self.gnn = MLP([n_agents * width, condition, condition], k_gnn, act_last=True)
         self.denoiser = Denoiser(
@@ -388,15 +406,25 @@ class GDN(AgentNetwork):
             ("condition", condition),
             ("theta_names", theta_names),
             ("theta_ranges", theta_ranges),
+            ("theta_input", theta_input),
         )
 
-    def embed(self, z: jax.Array, aggregated: jax.Array, degree: jax.Array) -> jax.Array:
+    def embed(
+        self,
+        z: jax.Array,
+        aggregated: jax.Array,
+        degree: jax.Array,
+        scaled_theta: jax.Array | None = None,
+    ) -> jax.Array:
         """Per-agent graph embedding ``g`` ``(N, condition)`` from the full states ``z``
-        ``(N, s+d)`` and their neighbour sums (divided by the degree for mean aggregation)."""
+        ``(N, s+d)`` and their neighbour sums (divided by the degree for mean aggregation),
+        and the scaled parameters when they are a GNN input."""
         if isinstance(self.gnn, MLP):  # diffusion-only ablation: one flat context
             flat = self.gnn(z.reshape(-1))
             return jnp.broadcast_to(flat, (z.shape[0], flat.shape[0]))
-        return jax.vmap(self.gnn)(self.aggregate(aggregated, degree), z)
+        if dict(self.config).get("theta_input") != "condition+gnn":
+            scaled_theta = None
+        return jax.vmap(self.gnn, (0, 0, None))(self.aggregate(aggregated, degree), z, scaled_theta)
 
     def loss(
         self,
@@ -414,7 +442,7 @@ class GDN(AgentNetwork):
         tau = jax.random.randint(k_tau, (n,), 0, self.schedule.tau_max)
         eps = jax.random.normal(k_eps, target.shape, target.dtype)
         noisy = self.schedule.noise(target, tau, eps)
-        g = self.embed(z, aggregated, degree)
+        g = self.embed(z, aggregated, degree, scaled)
         current = z[:, self.static_dim :]
         eps_hat = jax.vmap(self.denoiser, (0, 0, 0, 0, None))(noisy, current, g, tau, scaled)
         return jnp.mean((eps - eps_hat) ** 2)
@@ -432,7 +460,7 @@ class GDN(AgentNetwork):
         Reparameterised: the noise is an input, so the draw is differentiable in the
         network's inputs (``z``, hence initial agent states), ``theta`` and weights."""
         scaled = self.scaled_theta(theta)
-        g = self.embed(z, aggregated, degree)
+        g = self.embed(z, aggregated, degree, scaled)
         current = z[:, self.static_dim :]
 
         def eps_fn(x, tau):
