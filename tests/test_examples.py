@@ -141,3 +141,18 @@ def test_model_gallery_example(monkeypatch, tmp_path):
         with Image.open(tmp_path / f"{name}.gif") as gif:
             assert gif.n_frames == 5  # the initial state and 4 steps (--quick)
     assert (tmp_path / "sir-network.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_surrogate_calibration_example(tmp_path):
+    """examples/surrogate_calibration.py --quick (smoke run at tiny sizes): trains a
+    parameter-conditioned GDN, evaluates the loss grid, both gradients, both descents and
+    the initial-state gradients; everything finite and Theta stays in its range."""
+    module = runpy.run_path("examples/surrogate_calibration.py")
+    out = module["main"](["--quick", "--out", str(tmp_path / "sc")])
+    assert np.all(np.isfinite(np.asarray(out["scan"])))
+    assert np.all(np.isfinite(np.asarray(out["checks"])))
+    for path in out["paths"].values():
+        assert all(0.05 <= v <= 0.95 for v in path)
+    assert np.all(np.isfinite(out["initial_gradient"])) and len(out["removal"]) == 3
+    assert (tmp_path / "sc" / "surrogate_calibration.npz").stat().st_size > 0

@@ -10,7 +10,8 @@ categories pass gradients straight through).
 
 A parameter-conditioned GDN (``theta_names``) reads ``Theta`` from the parameters it is
 simulated with, so ``jax.grad`` of a rollout's macro statistics with respect to those
-parameters goes through the sampler; the other parameters only reach ``base``'s
+parameters goes through the sampler (close to zero for categorical states; see
+:mod:`agentgrad.surrogate.gdn`); the other parameters only reach ``base``'s
 observables.
 """
 
