@@ -4,9 +4,10 @@
 and each step samples every agent's next dynamic features from the GDN given the
 current agents and their neighbours (App. A.4), then lets ``base`` decode them and apply
 its deterministic bookkeeping (:meth:`with_dynamic`).  Observables are ``base``'s, so
-``simulate``, ``ensemble`` and the command line work unchanged, and a rollout is
-differentiable in the initial agent states (the sampler is reparameterised; decoded
-categories pass gradients straight through).
+``simulate``, ``ensemble`` and the command line work unchanged, and ``jax.grad`` runs
+through a rollout to the initial agent states (the sampler is reparameterised; decoded
+categories pass gradients straight through), though for categorical states those
+gradients are close to zero (:mod:`agentgrad.surrogate.gdn`).
 
 A parameter-conditioned GDN (``theta_names``) reads ``Theta`` from the parameters it is
 simulated with, so ``jax.grad`` of a rollout's macro statistics with respect to those
