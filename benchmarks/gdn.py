@@ -40,6 +40,7 @@ import argparse
 import csv
 import dataclasses
 import time
+import zlib
 from pathlib import Path
 
 import jax
@@ -114,7 +115,8 @@ def run_setting(
 ) -> list[dict]:
     case = setting_for(setting, proto)
     model, params = case.model, case.params
-    key = jax.random.fold_in(jax.random.key(seed), hash(setting) % 2**31)
+    # crc32, not hash(): Python's str hash changes from process to process
+    key = jax.random.fold_in(jax.random.key(seed), zlib.crc32(setting.encode()))
     k_data, k_test, k_train, k_eval = jax.random.split(key, 4)
     data, last = ramifications(model, params, k_data, 10, proto.branches)
     test, _ = ramifications(model, params, k_test, proto.test_steps, proto.test_branches, last)
