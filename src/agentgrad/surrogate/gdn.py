@@ -265,7 +265,7 @@ class Schedule(eqx.Module):
         k0, k_steps = jax.random.split(key)
 
         @jax.checkpoint  # reverse mode keeps x per denoising step, not the network's
-        def body(x, inp):  # activations (~1000x less memory through a rollout)
+        def body(x, inp):  # activations (recomputed on the way back)
             tau, k = inp
             eps_hat = eps_fn(x, jnp.full((shape[0],), tau))
             mean = (x - betas[tau] / jnp.sqrt(1 - abar[tau]) * eps_hat) / jnp.sqrt(alphas[tau])
