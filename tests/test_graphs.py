@@ -184,3 +184,35 @@ def test_cache_blocked_edges_give_bitwise_the_csr_sums():
     np.testing.assert_array_equal(jax.grad(loss, 1)(blocked, x), jax.grad(loss, 1)(g, x))
     assert blocked.n_edges == g.n_edges
     assert graphs.from_csr(*g.csr(), np.asarray(g.degree), 3000).sender_blocks == 1
+
+
+def test_erdos_renyi_skip_samples_the_exact_gnp_law():
+    """Every pair is an edge with probability p, independently: over 4000 graphs on 6
+    nodes (15 pairs, p = 0.3) each pair's frequency is within 5 sd (0.036) of p, and the
+    edge count has the Binomial(15, 0.3) mean 4.5 and variance 3.15 (within 10%)."""
+    n, p, reps = 6, 0.3, 4000
+    adjacency = np.zeros((reps, n, n))
+    for seed in range(reps):
+        s, r = graphs.erdos_renyi(n, p=p, key=seed).csr()
+        adjacency[seed, r, s] = 1.0
+    pairs = adjacency[:, *np.triu_indices(n, 1)]
+    assert np.abs(pairs.mean(0) - p).max() < 5 * np.sqrt(p * (1 - p) / reps)
+    counts = pairs.sum(1)
+    assert counts.mean() == pytest.approx(15 * p, abs=5 * np.sqrt(15 * p * (1 - p) / reps))
+    assert counts.var() == pytest.approx(15 * p * (1 - p), rel=0.1)
+
+
+def test_erdos_renyi_methods_edge_cases_and_pair_decoding():
+    assert graphs.erdos_renyi(40, p=1.0, key=0).n_edges == 40 * 39 // 2
+    assert graphs.erdos_renyi(40, p=0.0, key=0).n_edges == 0
+    for method in ("skip", "pairs"):
+        check_simple_undirected(graphs.erdos_renyi(500, 7, key=2, method=method))
+    with pytest.raises(GraphError, match="method must be"):
+        graphs.erdos_renyi(40, 3, key=0, method="fast")
+    # pair numbers at and around every row start decode exactly, up to v = 2^31
+    v = np.array([1, 2, 3, 1000, 10**7, 2**31 - 1, 2**31], np.int64)
+    start = v * (v - 1) // 2
+    code = np.concatenate([start, start + v - 1])
+    got_v, got_w = graphs._pair_of_code(code)
+    np.testing.assert_array_equal(got_v, np.concatenate([v, v]))
+    np.testing.assert_array_equal(got_w, np.concatenate([0 * v, v - 1]))

@@ -13,7 +13,12 @@ import pytest
 
 import agentgrad as ag
 from agentgrad.models import SEIRM
-from agentgrad.models.population import synthetic_population
+from agentgrad.models.population import (
+    AGE_PYRAMID,
+    N_AGE_GROUPS,
+    Population,
+    synthetic_population,
+)
 from agentgrad.models.seirm import SIRSProgression
 from agentgrad.params import Param, ParamSpace, real_dtype
 
@@ -128,7 +133,15 @@ def _seirm_outputs(model):
 
 
 def test_seirm_substeps_keep_the_pinned_trajectory_and_gradients():
-    model = SEIRM(synthetic_population(400, key=0))
+    # the pinned population's contacts were drawn by erdos_renyi's "pairs" method (the
+    # default before "skip"); synthetic_population's generator draws that graph's seed
+    # after the ages
+    rng = np.random.default_rng(0)
+    rng.choice(N_AGE_GROUPS, size=400, p=np.asarray(AGE_PYRAMID) / sum(AGE_PYRAMID))
+    rng.random(400)
+    seed = int(rng.integers(2**31))
+    pinned_graph = ag.graphs.erdos_renyi(400, 10.0, key=seed, method="pairs")
+    model = SEIRM(Population(synthetic_population(400, key=0).ages, pinned_graph))
     assert [s.name for s in model.substeps] == ["vaccination", "transmission", "progression"]
     pinned = np.load(DATA / "seirm_pinned.npz")
     out = _seirm_outputs(model)

@@ -16,9 +16,10 @@ order, so the result is bitwise that of the CSR order.  The complete graph store
 matrix is never formed).
 
 Generators run once on the host with NumPy (seeded from a JAX key or an int):
-Erdős–Rényi ``G(n, p)`` by sparse sampling of the edge set (O(E), usable at 10^6
-nodes), Watts–Strogatz, Barabási–Albert (vectorised, usable at 10^7 nodes), and import
-from an edge-list file or a networkx graph.  Self-loops are dropped and duplicate edges merged.
+Erdős–Rényi ``G(n, p)`` by geometric skips over the numbered node pairs (O(n + E), no
+comparison sort), Watts–Strogatz, Barabási–Albert (vectorised), and import from an
+edge-list file or a networkx graph; all usable at 10^7 nodes.  Self-loops are dropped
+and duplicate edges merged; the CSR layout comes from SciPy's counting sorts.
 """
 
 from __future__ import annotations
@@ -226,13 +227,25 @@ def from_edges(src: Any, dst: Any, n_nodes: int | None = None) -> Graph:
     )
     keep = src != dst
     lo, hi = np.minimum(src[keep], dst[keep]), np.maximum(src[keep], dst[keep])
-    codes = _unique(lo * n_nodes + hi)
-    lo, hi = codes // n_nodes, codes % n_nodes
-    # both directions, sorted by (receiver, sender) with one sort of a combined key
-    directed = np.sort(np.concatenate([hi * n_nodes + lo, lo * n_nodes + hi]))
-    receivers, senders = directed // n_nodes, directed % n_nodes
-    degree = np.bincount(receivers, minlength=n_nodes)
-    return from_csr(senders, receivers, degree, n_nodes)
+    return _symmetric_csr(hi.astype(np.int32), lo.astype(np.int32), n_nodes)
+
+
+def _symmetric_csr(rows: np.ndarray, cols: np.ndarray, n_nodes: int) -> Graph:
+    """The graph with edges ``{rows[e], cols[e]}`` given once each as a lower-triangle
+    entry (``cols < rows``; repeats allowed), via SciPy's counting sorts: COO -> CSR,
+    duplicates merged, then ``L + L^T`` merges each row's two sorted halves.  O(n + E)
+    plus per-row sorts, instead of sorting 2E combined keys."""
+    import scipy.sparse as sparse  # lazy: ~0.1 s of import, needed only here
+
+    lower = sparse.csr_matrix(
+        (np.ones(rows.size, np.int32), (rows, cols)), shape=(n_nodes, n_nodes)
+    )
+    lower.sum_duplicates()  # sorted column indices, one entry per edge
+    lower.data[:] = 1
+    full = (lower + lower.T).tocsr()  # L and L^T are disjoint: every value stays 1
+    degree = np.diff(full.indptr)
+    receivers = np.repeat(np.arange(n_nodes, dtype=np.int32), degree)
+    return from_csr(full.indices.astype(np.int32, copy=False), receivers, degree, n_nodes)
 
 
 def from_csr(
@@ -292,14 +305,31 @@ def lattice(rows: int, cols: int | None = None, *, periodic: bool = True) -> Gra
 
 
 def erdos_renyi(
-    n: int, mean_degree: float | None = None, *, p: float | None = None, key: Any = None
+    n: int,
+    mean_degree: float | None = None,
+    *,
+    p: float | None = None,
+    key: Any = None,
+    method: str = "skip",
 ) -> Graph:
     """Erdős–Rényi ``G(n, p)`` with ``p = mean_degree / (n - 1)`` (give one of the two).
 
-    Sparse sampling: the edge count is drawn ``M ~ Binomial(n(n-1)/2, p)`` and ``M``
-    distinct pairs are drawn uniformly, so cost is O(M), not O(n^2).
+    Both methods sample the exact ``G(n, p)`` law in O(n + E) memory:
+
+    - ``"skip"`` (default; Batagelj & Brandes 2005): the pairs ``(v, w)``, ``w < v``, are
+      numbered ``k = v(v-1)/2 + w``; the gaps between successive edges' numbers are
+      i.i.d. Geometric(p), drawn as ``floor(Exp(1) / -log(1-p)) + 1``.  Edges come out
+      distinct and sorted, so the CSR graph needs only a transposition (a counting sort)
+      instead of comparison sorts: 1.9-2.3x faster than ``"pairs"`` at 10^6-10^7 nodes
+      (``benchmarks/graph_build.py``).
+    - ``"pairs"``: ``M ~ Binomial(n(n-1)/2, p)`` distinct pairs drawn uniformly (the
+      method before ``"skip"``; kept so that graphs seeded before it can be rebuilt).
+
+    The two methods give different graphs for the same key.
     """
     n = _check_n(n, 2)
+    if method not in ("skip", "pairs"):
+        raise GraphError(f"erdos_renyi: method must be 'skip' or 'pairs', got {method!r}")
     if (mean_degree is None) == (p is None):
         raise GraphError("erdos_renyi: give exactly one of mean_degree or p")
     if p is None:
@@ -315,6 +345,8 @@ def erdos_renyi(
         "use fewer agents (--agents) or a smaller mean degree",
     )
     rng = _rng(key)
+    if method == "skip":
+        return _erdos_renyi_skip(n, p, rng)
     m = int(rng.binomial(n_pairs, p))
     if m > n_pairs // 2:  # dense
         require_memory(9 * n * n, f"a dense graph of {n} nodes", "use fewer agents")
@@ -329,6 +361,36 @@ def erdos_renyi(
         codes = _unique(np.concatenate([codes, new]))
     codes = rng.choice(codes, m, replace=False) if codes.size > m else codes
     return from_edges(codes // n, codes % n, n)
+
+
+def _pair_of_code(code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pair number ``k = v(v-1)/2 + w`` (``0 <= w < v``) back to ``(v, w)``:
+    ``v = floor((1 + sqrt(1 + 8k)) / 2)``, corrected by one where float64 rounds wrongly."""
+    v = ((1.0 + np.sqrt(1.0 + 8.0 * code)) / 2.0).astype(np.int64)
+    v -= (v * (v - 1)) >> 1 > code
+    v += (v * (v + 1)) >> 1 <= code
+    return v, (code - ((v * (v - 1)) >> 1)).astype(np.int32)
+
+
+def _erdos_renyi_skip(n: int, p: float, rng: np.random.Generator) -> Graph:
+    """``G(n, p)`` by geometric skips over the numbered pairs (:func:`erdos_renyi`)."""
+    n_pairs = n * (n - 1) // 2
+    if p == 0:  # (n >= 2, so there are pairs)
+        return from_csr(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(n), n)
+    mean = n_pairs * p
+    chunk = int(mean + 6 * np.sqrt(mean)) + 16  # one chunk suffices but for ~1e-9 odds
+    if 2 * chunk > INT32_MAX:
+        raise GraphError("graph too large for int32 edge indices (at most 2^31 - 1 edges)")
+    scale = 0.0 if p == 1 else -1.0 / np.log1p(-p)  # Geometric(1) = 1: every pair
+    codes, last = [], -1
+    while last < n_pairs - 1:
+        gaps = np.minimum(rng.standard_exponential(chunk) * scale, n_pairs).astype(np.int64)
+        codes.append(np.cumsum(gaps + 1) + last)
+        last = int(codes[-1][-1])
+    code = np.concatenate(codes) if len(codes) > 1 else codes[0]
+    code = code[: np.searchsorted(code, n_pairs)]
+    v, w = _pair_of_code(code)
+    return _symmetric_csr(v.astype(np.int32), w, n)  # distinct and sorted already
 
 
 def watts_strogatz(n: int, k: int, p: float, *, key: Any = None) -> Graph:
