@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
 
+    import equinox as eqx
     import jax
     import jax.numpy as jnp
 
@@ -72,8 +73,8 @@ def main() -> None:
         )
     )
     bare = best_of(lambda: bare_fn(x, graph.senders, graph.receivers).block_until_ready(), 5)
-    run = jax.jit(lambda p, k: ag.simulate(model, p, k, args.steps).observables)
-    step = best_of(lambda: jax.block_until_ready(run(params, key)), 3) / args.steps
+    run = eqx.filter_jit(lambda m, p, k: ag.simulate(m, p, k, args.steps).observables)
+    step = best_of(lambda: jax.block_until_ready(run(model, params, key)), 3) / args.steps
 
     print(f"{args.agents} agents, {edges} directed edges, state {state_bytes / 1e6:.0f} MB")
     print(f"memory bandwidth (triad): {bw:.1f} GB/s")

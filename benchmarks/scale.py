@@ -46,6 +46,7 @@ def build(name: str, n: int):
 
 
 def worker(name: str, n: int, mode: str, steps: int, devices: int, repeats: int) -> dict:
+    import equinox as eqx
     import jax
 
     if devices > 1:
@@ -59,24 +60,30 @@ def worker(name: str, n: int, mode: str, steps: int, devices: int, repeats: int)
     key = jax.random.key(1)
     rate = RATE[name]
 
-    def final_infected(p, checkpoint=False):
-        obs = ag.simulate(model, p, key, steps, checkpoint=checkpoint, sharding=sharding)
-        obs = obs.observables
-        return obs["infected"][-1]
+    if sharding is not None:
+        model = sharding.prepare(model)  # on the host, once (the arrays are traced below)
 
+    def final_infected(m, p, checkpoint=False):
+        obs = ag.simulate(m, p, key, steps, checkpoint=checkpoint, sharding=sharding)
+        return obs.observables["infected"][-1]
+
+    # the model is an argument, not a closure: a jit closing over it embeds the graph's
+    # arrays in the program as constants (slower compilation, more memory)
     if mode == "forward":
-        fn = jax.jit(lambda p: final_infected(p))
+        fn = eqx.filter_jit(final_infected)
     elif mode == "reverse":
-        fn = jax.jit(jax.grad(lambda p: final_infected(p, checkpoint=True)))
+        fn = eqx.filter_jit(lambda m, p: jax.grad(lambda q: final_infected(m, q, True))(p))
     else:
         tangent = {k: jax.numpy.zeros_like(v) for k, v in params.items()}
         tangent[rate] = jax.numpy.ones_like(params[rate])
-        fn = jax.jit(lambda p: jax.jvp(final_infected, (p,), (tangent,))[1])
-    jax.block_until_ready(fn(params))  # compile
+        fn = eqx.filter_jit(
+            lambda m, p: jax.jvp(lambda q: final_infected(m, q), (p,), (tangent,))[1]
+        )
+    jax.block_until_ready(fn(model, params))  # compile
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        jax.block_until_ready(fn(params))
+        jax.block_until_ready(fn(model, params))
         times.append(time.perf_counter() - t0)
     return {
         "build_s": build_s,

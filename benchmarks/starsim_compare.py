@@ -38,6 +38,7 @@ STEPS = 100
 
 
 def agentgrad_worker(n: int) -> dict:
+    import equinox as eqx
     import jax
 
     import agentgrad as ag
@@ -52,12 +53,15 @@ def agentgrad_worker(n: int) -> dict:
         "quarantine_compliance": 0.0,
         "distancing_factor": 1.0,
     }
+    params = model.param_space.complete(params)  # arrays: traced, not compile-time constants
     t1 = time.perf_counter()
     key = jax.random.key(1)
-    run = jax.jit(lambda p, k: ag.simulate(model, p, k, STEPS).observables)
-    compiled = run.lower(params, key).compile()
+    # the model is an argument: a jit closing over it would embed the graph's arrays in
+    # the program as constants (compilation at 10^6 agents: 2.3 s instead of 0.8 s)
+    run = eqx.filter_jit(lambda m, p, k: ag.simulate(m, p, k, STEPS).observables)
+    compiled = run.lower(model, params, key).compile()
     t2 = time.perf_counter()
-    obs = jax.block_until_ready(compiled(params, key))
+    obs = jax.block_until_ready(compiled(model, params, key))
     t3 = time.perf_counter()
     attack = float(obs["recovered"][-1] + obs["infected"][-1])
     return {"build": t1 - t0, "compile": t2 - t1, "run": t3 - t2, "attack": attack}

@@ -155,10 +155,10 @@ def simulation_bytes(
 ) -> int:
     """Rough peak bytes of simulating ``runs`` runs, ``batch`` at a time.
 
-    The memory model, calibrated on SIRNetwork at 10^7 agents / 10^8 directed edges
-    (``benchmarks/scale.py``; docs/benchmarks.md): per run in a batch, four copies of
-    the state (the state, the new state, random bits and temporaries) and two values per
-    element of the model's arrays (the per-edge gather and the scatter's operand); forward
+    The memory model, calibrated on SIRNetwork and SEIRM at 10^7 agents / 10^8 directed
+    edges (``benchmarks/scale.py``; docs/benchmarks.md): per run in a batch, four copies
+    of the state (the state, the new state, random bits and temporaries) and one value
+    per element of the model's arrays (the per-edge gather); forward
     mode multiplies this by ``1 + directions`` (one tangent per direction) and is
     constant in the number of steps; reverse mode also keeps about two states per step,
     or, with ``checkpoint``, per block boundary and per step of one block
@@ -167,7 +167,7 @@ def simulation_bytes(
     """
     state, obs = _run_bytes(model, params)
     structure = tree_bytes(jax.tree.leaves(model))
-    per_run = (4 * state + 2 * structure) * (1 + (0 if reverse else directions))
+    per_run = (4 * state + structure) * (1 + (0 if reverse else directions))
     if reverse:
         stored = 2 * int(np.sqrt(steps)) + 1 if checkpoint else steps
         per_run += 2 * state * stored
