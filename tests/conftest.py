@@ -20,3 +20,25 @@ def _release_compiled_code():
     vm.max_map_count (65530) and XLA aborts while compiling."""
     yield
     jax.clear_caches()
+
+
+@pytest.fixture
+def calibrate_uninformed():
+    """``calibrate_uninformed(method, key)``: calibrate SIRNetwork (complete graph of 300,
+    data from beta = 0.5, gamma = 0.1, 20 steps of infected and recovered) in ``beta`` and
+    ``distancing_start``, which has no effect with ``distancing_factor = 1``."""
+    import agentgrad as ag
+    from agentgrad.calibration import calibrate
+
+    model = ag.models.SIRNetwork(graph=ag.graphs.complete(300))
+    fixed = {"distancing_factor": 1.0, "quarantine_compliance": 0.0}
+    params = model.param_space.complete({**fixed, "beta": 0.5, "gamma": 0.1})
+    obs = ag.simulate(model, params, jax.random.key(1), 20).observables
+    observed = {k: obs[k] for k in ("infected", "recovered")}
+
+    def run(method, key):
+        return calibrate(
+            model, observed, key, method, parameters=["beta", "distancing_start"], fixed=fixed
+        )
+
+    return run

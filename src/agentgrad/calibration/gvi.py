@@ -9,8 +9,11 @@ expectation and the KL by Monte Carlo over ``n_samples`` draws per step
 (``KL = E_q[log q(theta) - log prior(theta)]``), and ``loss`` averaged over
 ``n_sims`` simulator runs per draw.  Gradients are pathwise: ``jax.grad`` through the
 family, the bijection and the differentiable simulator (reverse mode).  Optimiser:
-AdamW with gradient-norm clipping (§10.2.2).  Each epoch evaluates the objective on a
-fixed validation key; the weights with the lowest validation objective are kept.
+AdamW (§10.2.2; global-norm clipping optional, ``clip_norm``).  The weights returned are
+a Polyak average of the iterates (``validate=True``: the weights with the lowest
+objective on a fixed validation key).  An epoch whose gradient is non-finite, or whose
+objective is a spike (more than 10 robust sds above the recent median, :func:`_spike`),
+has its update skipped; the diagnostics count both.
 """
 
 from __future__ import annotations
@@ -369,6 +372,28 @@ def _converged(objective: list[float], window: int) -> bool:
     return bool(before.mean() - last.mean() <= se)
 
 
+SPIKE_SPREAD = 10.0  # robust sds above the recent median that make an epoch's objective a spike
+
+
+def _spike(objective: list[float], value: float, window: int) -> bool:
+    """``value`` lies more than :data:`SPIKE_SPREAD` robust standard deviations (1.4826
+    MAD) above the median of the last ``window`` finite objectives.
+
+    Such an epoch comes from a rare draw (a parameter where the synthetic likelihood's
+    runs have no spread, so its value is 10^3-10^5 nats off): its gradient would move
+    the weights far and inflate Adam's second moments for ~1/(1 - b2) = 1000 epochs.
+    Its update is skipped, like a non-finite one.  This ignores the rare region in the
+    gradient (a small bias) in exchange for stable training.
+    """
+    v = np.asarray(objective[-window:], np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) < window // 2:
+        return False
+    median = np.median(v)
+    scale = 1.4826 * np.median(np.abs(v - median)) + 1e-3 * (1.0 + abs(median))
+    return bool(value > median + SPIKE_SPREAD * scale)
+
+
 def _reference_sd(space, names, family, optimizer, epochs, n, key, decay) -> dict[str, float]:
     """Posterior sds the same family, optimiser, epochs and iterate averaging reach with
     no data.
@@ -538,7 +563,7 @@ class GVI:
 
         validate = jax.jit(lambda p: objective(eqx.combine(p, static), k_val))
         history: dict[str, Any] = {"train": [], "validation": []}
-        best, best_value, since_best, n_bad = params, np.inf, 0, 0
+        best, best_value, since_best, n_bad, n_spikes = params, np.inf, 0, 0, 0
         average = params  # Polyak averaging of the iterates (exponential, horizon window)
         decay = 1.0 - 1.0 / self.window
         smooth = jax.jit(lambda a, p: jax.tree.map(lambda x, y: decay * x + (1 - decay) * y, a, p))
@@ -556,12 +581,18 @@ class GVI:
                 checkpoint, (params, opt_state, best, average), fingerprint
             )
             best_value, since_best, n_bad = meta["best_value"], meta["since_best"], meta["n_bad"]
+            n_spikes = meta.get("n_spikes", 0)
             history = meta["history"]
             start = len(history["train"])  # epochs completed
 
         def save():
             if checkpoint is not None:
-                meta = {"best_value": best_value, "since_best": since_best, "n_bad": n_bad}
+                meta = {
+                    "best_value": best_value,
+                    "since_best": since_best,
+                    "n_bad": n_bad,
+                    "n_spikes": n_spikes,
+                }
                 _save_checkpoint(
                     checkpoint,
                     (params, opt_state, best, average),
@@ -575,11 +606,13 @@ class GVI:
                 for epoch in range(start, epochs):
                     key = jax.random.fold_in(k_train, epoch)
                     new_params, new_opt_state, value, finite = step(params, opt_state, key)
-                    if bool(finite):
-                        # assigned only now, so Ctrl-C never checkpoints a half-finished epoch
+                    if not bool(finite):  # a non-finite gradient (rare draws under
+                        n_bad += 1  # score-function estimators) would poison the weights
+                    elif _spike(history["train"], float(value), self.window):
+                        n_spikes += 1  # one rare draw (runs with no spread under the
+                        # synthetic likelihood) would poison Adam: skip it too
+                    else:  # assigned only now: Ctrl-C never checkpoints half an epoch
                         params, opt_state = new_params, new_opt_state
-                    else:  # a non-finite gradient (rare draws under score-function
-                        n_bad += 1  # estimators) would poison the weights: skip the step
                     val = float(validate(params)) if self.validate else float(value)
                     average = smooth(average, params)
                     history["train"].append(float(value))
@@ -607,6 +640,7 @@ class GVI:
         if not adaptive:
             converged = _converged(history["train"], self.window)
         history["non_finite_epochs"] = [n_bad]
+        history["spike_epochs"] = [n_spikes]
         history["converged"] = converged
         history["simulations"] = problem.runs + done * self.runs_per_epoch()  # pilot + epochs
         history.update(temper or {})

@@ -120,6 +120,12 @@ def diagnose(posterior: CalibratedPosterior, key: jax.Array, n: int = 4000) -> d
             f"the objective did not converge in {len(history.get('validation', []))} epochs; "
             "give a larger --budget (or --epochs) or a larger --learning-rate"
         )
+    spikes = history.get("spike_epochs", [0])[0]
+    if spikes:
+        warnings.append(
+            f"{spikes} epochs had an objective far above the recent ones (a rare draw); "
+            "their updates were skipped"
+        )
     bad = history.get("non_finite_epochs", [0])[0]
     if bad:
         warnings.append(
