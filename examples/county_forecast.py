@@ -157,8 +157,9 @@ def initial(method: str, k: int, train_weeks: int, key: jax.Array):
 
 
 def fit(method: str, models, x, observed, cfg: dict, seed: int, progress: bool):
-    """Train one method through all counties' ABMs; returns the learned object and the
-    loss history."""
+    """Train one method through all counties' ABMs; returns the learned object, the loss
+    history, and the training loss before and after, each averaged over the same 4 keys
+    (common random numbers, so the two are comparable despite the simulation noise)."""
     tw = cfg["train_weeks"]
     k = len(models)
     x = jnp.asarray(x)
@@ -183,7 +184,13 @@ def fit(method: str, models, x, observed, cfg: dict, seed: int, progress: bool):
         optimizer=optax.adam(cfg["lr"] if method == "a" else cfg["network_lr"]),
         progress=progress,
     )
-    return result.model["learned"], result.loss
+    keys = jax.random.split(jax.random.key(10_000 + seed), 4)
+
+    def fixed_key_loss(s):
+        return float(np.mean([loss(s, k) for k in keys]))
+
+    trained = {**state, "learned": result.model["learned"]}
+    return result.model["learned"], result.loss, (fixed_key_loss(state), fixed_key_loss(trained))
 
 
 def forecast_errors(method, learned, models, x, observed, cfg, key) -> tuple[dict, np.ndarray]:
@@ -241,17 +248,19 @@ def main(argv: list[str] | None = None) -> dict:
         cfg["iterations"] = args.iterations
     table: dict[str, list[dict]] = {m: [] for m in LABELS}
     losses: dict[str, list[np.ndarray]] = {m: [] for m in LABELS}
+    before_after: dict[str, list[tuple[float, float]]] = {m: [] for m in LABELS}
     start = time.perf_counter()
     for seed in range(args.seeds):
         models, x, _, observed = make_data(cfg, seed)
         preds = {}
         for method in LABELS:
-            learned, loss = fit(method, models, x, observed, cfg, seed, not args.quick)
+            learned, loss, fits = fit(method, models, x, observed, cfg, seed, not args.quick)
             errors, preds[method] = forecast_errors(
                 method, learned, models, x, observed, cfg, jax.random.key(500 + seed)
             )
             table[method].append(errors)
             losses[method].append(loss)
+            before_after[method].append(fits)
         if seed == 0 and args.out is not None:
             figure(observed, preds, cfg, args.out.with_suffix(".png"))
     print(
@@ -266,7 +275,14 @@ def main(argv: list[str] | None = None) -> dict:
             v = np.array([r[metric] for r in rows])
             cells.append(f"{v.mean():.3f} ± {v.std():.3f}")
         print(f"{LABELS[method]:<42} {cells[0]:>13} {cells[1]:>15} {cells[2]:>15}")
-    return {"table": table, "losses": losses}
+    print(
+        "training loss before -> after (same 4 keys): "
+        + ", ".join(
+            f"{m} {np.mean([b for b, _ in v]):.3f} -> {np.mean([a for _, a in v]):.3f}"
+            for m, v in before_after.items()
+        )
+    )
+    return {"table": table, "losses": losses, "before_after": before_after}
 
 
 if __name__ == "__main__":
