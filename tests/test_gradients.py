@@ -8,6 +8,8 @@ from walk import BernoulliWalk
 
 import agentgrad as ag
 from agentgrad.gradients import (
+    MIN_NONZERO_RUNS,
+    _z_scores,
     ad_gradients,
     compare_estimators,
     default_step_size,
@@ -203,3 +205,18 @@ def test_draws_follow_the_default_float():
     with jax.enable_x64(True):
         assert ag.bernoulli(key, 0.3, shape=(4,)).dtype == jnp.float64
         assert ag.models.SIRSGrid().param_space.complete(None)["p_wane"].dtype == jnp.float64
+
+
+def test_z_scores_skip_steps_with_too_few_nonzero_runs():
+    """A step whose AD estimate rests on fewer than MIN_NONZERO_RUNS non-zero runs has no
+    usable standard error (0 with no event): no z-score there unless FD is zero too; a
+    step with enough runs keeps its z-score, and an infinite one stays infinite."""
+    ad_mean = np.array([0.0, 0.0, 5.0, 1.0])
+    ad_se = np.array([0.0, 0.0, 1.0, 0.0])
+    fd_mean = np.array([0.0, 3.0, 2.0, 2.0])
+    fd_se = np.array([0.0, 1.0, 0.0, 0.0])
+    nonzero = np.array([0, 0, MIN_NONZERO_RUNS, 50])
+    z = _z_scores(ad_mean, ad_se, fd_mean, fd_se, nonzero)
+    assert z[0] == 0.0 and np.isnan(z[1]) and z[2] == 3.0 and np.isinf(z[3])
+    plain = _z_scores(ad_mean, ad_se, fd_mean, fd_se)
+    assert plain[1] == 3.0  # without the counts: a z-score from a zero standard error

@@ -109,7 +109,10 @@ def test_population_files_round_trip_and_errors(tmp_path, population):
 @pytest.mark.slow  # run by .ci/run
 def test_transmission_and_seeding_gradients_match_finite_differences(population):
     """Stochastic derivatives (unbiased) against FD on the infected series: 2000 agents,
-    20 days, 128 runs each; every step within 4 combined s.e. (observed max |z| 1.7).
+    20 days, 128 runs each; every step where at least 10 AD runs are non-zero within 4
+    combined s.e. (observed max |z| 1.4 over 13 of 20 steps for the transmission; the
+    first ones rest on 0-7 runs whose alternative path reached the infected count, and
+    with 1024 runs they agree too: step 3 14.9 +- 6.8 against FD 14.6 +- 1.2).
     Straight-through is biased on this sparse network (relative error ~90%, as for the
     SIR model: it ignores how an infection changes the neighbours' later draws)."""
     model = SEIRM(population)
@@ -124,6 +127,7 @@ def test_transmission_and_seeding_gradients_match_finite_differences(population)
         parameters=["transmission", "initial_infected"],
     )
     assert res.summary.max_abs_z.max() < 4.0
+    assert res.summary.steps_tested.min() >= 10
     assert res.summary.rel_error.max() < 0.3
 
 

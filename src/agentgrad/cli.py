@@ -769,10 +769,16 @@ def gradcheck_command(
     table = Table(
         title=f"{opts.model}: d E({observable}_t) / dθ, {runs} runs", title_justify="left"
     )
-    for col in ("estimator", "parameter", "relative error", "max |z|"):
+    for col in ("estimator", "parameter", "relative error", "max |z|", "steps z-tested"):
         table.add_column(col)
     for row in result.summary.itertuples():
-        table.add_row(row.estimator, row.parameter, f"{row.rel_error:.3g}", f"{row.max_abs_z:.2f}")
+        table.add_row(
+            row.estimator,
+            row.parameter,
+            f"{row.rel_error:.3g}",
+            f"{row.max_abs_z:.2f}",
+            f"{row.steps_tested}/{setup.n_steps}",
+        )
     console.print(table)
     relaxed_failed = []
     if relaxed_tables:

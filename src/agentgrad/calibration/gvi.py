@@ -515,27 +515,37 @@ class GVI:
         family = _make_family(self.family, names, space, k_init)
         unbiased = isinstance(getattr(model, "estimator", None), StochasticDerivative)
 
-        def data_term(theta, k):
-            params = {**base, **theta}
-            keys = jax.random.split(k, n_sims)
-            if unbiased:  # each simulate call is its own stochastic-derivative site
-                runs = [simulate(model, params, kk, n_steps).observables for kk in keys]
-                sims = {n: jnp.stack([r[n] for r in runs]) for n in observed}
-            else:
-                sims = jax.vmap(lambda kk: simulate(model, params, kk, n_steps).observables)(keys)
-            return loss_fn({n: sims[n] for n in observed}, observed)
+        # the model enters every compiled function as an argument, never as a constant
+        # closed over (a large graph would be embedded in the program: twice the memory,
+        # slower compilation); ``data_term(model)`` builds the closure at trace time
+        def data_term(model):
+            def term(theta, k):
+                params = {**base, **theta}
+                keys = jax.random.split(k, n_sims)
+                if unbiased:  # each simulate call is its own stochastic-derivative site
+                    runs = [simulate(model, params, kk, n_steps).observables for kk in keys]
+                    sims = {n: jnp.stack([r[n] for r in runs]) for n in observed}
+                else:
+                    sims = jax.vmap(lambda kk: simulate(model, params, kk, n_steps).observables)(
+                        keys
+                    )
+                return loss_fn({n: sims[n] for n in observed}, observed)
 
-        value_and_grad = make_value_and_grad(
-            space,
-            names,
-            data_term,
-            kl_weight,
-            n_samples,
-            gradient=self.gradient,
-            ad=self.ad,
-            unbiased=unbiased,
-            kl_samples=self.kl_samples,
-        )
+            return term
+
+        def value_and_grad(model, params, static, k):
+            return make_value_and_grad(
+                space,
+                names,
+                data_term(model),
+                kl_weight,
+                n_samples,
+                gradient=self.gradient,
+                ad=self.ad,
+                unbiased=unbiased,
+                kl_samples=self.kl_samples,
+            )(params, static, k)
+
         params, static = trainable(family)
         optimizer = optax.chain(
             # global-norm clipping couples the parameters: a noisy data gradient would
@@ -546,9 +556,9 @@ class GVI:
         with jax.numpy_dtype_promotion("standard"):
             opt_state = optimizer.init(params)
 
-        @jax.jit
-        def step(params, opt_state, k):
-            value, grads = value_and_grad(params, static, k)
+        @eqx.filter_jit
+        def step(model, params, opt_state, k):
+            value, grads = value_and_grad(model, params, static, k)
             finite = jnp.isfinite(value) & jnp.all(
                 jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)])
             )
@@ -556,12 +566,13 @@ class GVI:
                 updates, opt_state = optimizer.update(grads, opt_state, params)
                 return optax.apply_updates(params, updates), opt_state, value, finite
 
-        def objective(fam, k):
+        @eqx.filter_jit
+        def validate(model, p):
+            fam = eqx.combine(p, static)
             return gvi_objective(
-                space, names, data_term, kl_weight, n_samples, fam, k, self.kl_samples
+                space, names, data_term(model), kl_weight, n_samples, fam, k_val, self.kl_samples
             )
 
-        validate = jax.jit(lambda p: objective(eqx.combine(p, static), k_val))
         history: dict[str, Any] = {"train": [], "validation": []}
         best, best_value, since_best, n_bad, n_spikes = params, np.inf, 0, 0, 0
         average = params  # Polyak averaging of the iterates (exponential, horizon window)
@@ -605,7 +616,7 @@ class GVI:
             with progress_bar(progress, epochs) as bar:
                 for epoch in range(start, epochs):
                     key = jax.random.fold_in(k_train, epoch)
-                    new_params, new_opt_state, value, finite = step(params, opt_state, key)
+                    new_params, new_opt_state, value, finite = step(model, params, opt_state, key)
                     if not bool(finite):  # a non-finite gradient (rare draws under
                         n_bad += 1  # score-function estimators) would poison the weights
                     elif _spike(history["train"], float(value), self.window):
@@ -613,7 +624,7 @@ class GVI:
                         # synthetic likelihood) would poison Adam: skip it too
                     else:  # assigned only now: Ctrl-C never checkpoints half an epoch
                         params, opt_state = new_params, new_opt_state
-                    val = float(validate(params)) if self.validate else float(value)
+                    val = float(validate(model, params)) if self.validate else float(value)
                     average = smooth(average, params)
                     history["train"].append(float(value))
                     history["validation"].append(val)

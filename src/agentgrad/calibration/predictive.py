@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from agentgrad.engine import simulate
+from agentgrad.calibration.problem import simulate_at
 
 
 def posterior_predictive(
@@ -27,14 +27,7 @@ def posterior_predictive(
     base = model.param_space.complete(fixed)
     k_theta, k_sim = jax.random.split(key)
     theta = posterior.sample(k_theta, n)
-
-    @jax.jit
-    def run(theta, keys):
-        return jax.vmap(lambda t, k: simulate(model, {**base, **t}, k, n_steps).observables)(
-            theta, keys
-        )
-
-    out = run(theta, jax.random.split(k_sim, n))
+    out = simulate_at(model, base, theta, jax.random.split(k_sim, n), n_steps)
     return {k: np.asarray(v) for k, v in out.items()}
 
 
