@@ -31,7 +31,10 @@ same 4-category law are ~0.1 apart), so compare variants at the same protocol on
 
     python benchmarks/gdn.py --protocol cpu --settings psi1
     python benchmarks/gdn.py --protocol cpu --settings xi1,xi2,xi3
+    python benchmarks/gdn.py --protocol cpu --settings psi1 --epochs 100 --branches 64
     python benchmarks/gdn.py --protocol cpu --report-only
+
+``--epochs`` and ``--branches`` override the protocol's and label its rows (``cpu+e100+R64``).
 """
 
 from __future__ import annotations
@@ -160,9 +163,16 @@ def main() -> None:
         "--time-embedding", type=int, default=None,
         help="sinusoidal time-embedding width (default: the code's, = dynamic features)",
     )  # fmt: skip
+    parser.add_argument("--epochs", type=int, default=None, help="override the protocol's")
+    parser.add_argument("--branches", type=int, default=None, help="override R")
     args = parser.parse_args()
     proto = PROTOCOLS[args.protocol]
     label = args.protocol + (f"+temb{args.time_embedding}" if args.time_embedding else "")
+    if args.epochs:
+        proto, label = dataclasses.replace(proto, epochs=args.epochs), f"{label}+e{args.epochs}"
+    if args.branches:
+        proto = dataclasses.replace(proto, branches=args.branches)
+        label = f"{label}+R{args.branches}"
     path = Path(args.results)
     done = set()
     if path.exists():
