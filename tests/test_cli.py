@@ -181,6 +181,8 @@ def test_gradcheck_end_to_end(tmp_path):
         "ad_se",
         "fd_mean",
         "fd_se",
+        "ad_nonzero_runs",
+        "z",
     ]
     assert len(table) == 2 * 2 * 15
     assert set(table["estimator"]) == {"st", "gs:0.1"}

@@ -219,4 +219,6 @@ def test_z_scores_skip_steps_with_too_few_nonzero_runs():
     z = _z_scores(ad_mean, ad_se, fd_mean, fd_se, nonzero)
     assert z[0] == 0.0 and np.isnan(z[1]) and z[2] == 3.0 and np.isinf(z[3])
     plain = _z_scores(ad_mean, ad_se, fd_mean, fd_se)
+    never = _z_scores(np.zeros(4), np.zeros(4), fd_mean, fd_se, np.zeros(4, int))
+    assert never[1] == 3.0 and np.isinf(never[2])  # a derivative that is always zero
     assert plain[1] == 3.0  # without the counts: a z-score from a zero standard error

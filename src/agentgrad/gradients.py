@@ -308,7 +308,8 @@ MIN_NONZERO_RUNS = 10
 
 def _z_scores(ad_mean, ad_se, fd_mean, fd_se, ad_nonzero=None) -> np.ndarray:
     """``|AD - FD| / sqrt(se_AD² + se_FD²)`` per step; NaN where the AD sample has fewer
-    than :data:`MIN_NONZERO_RUNS` non-zero runs but FD is not zero there.
+    than :data:`MIN_NONZERO_RUNS` non-zero runs but FD is not zero there (unless AD is
+    zero in every run at every step: then every z-score is kept).
 
     A heavy-tailed estimate made of a few rare non-zero runs (a stochastic derivative
     at the first steps, before alternative paths reach the observable) has a sample
@@ -320,7 +321,8 @@ def _z_scores(ad_mean, ad_se, fd_mean, fd_se, ad_nonzero=None) -> np.ndarray:
     scale = np.sqrt(ad_se**2 + fd_se**2)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(scale > 0, diff / scale, np.where(diff > 1e-12, np.inf, 0.0))
-    if ad_nonzero is not None:
+    if ad_nonzero is not None and np.any(ad_nonzero > 0):  # an estimator that is zero in
+        # every run at every step never sees the derivative: keep its z-scores
         z = np.where((ad_nonzero < MIN_NONZERO_RUNS) & (np.abs(fd_mean) > 0), np.nan, z)
     return z
 
