@@ -24,6 +24,7 @@ import os
 from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import equinox as eqx
@@ -517,34 +518,16 @@ class GVI:
 
         # the model enters every compiled function as an argument, never as a constant
         # closed over (a large graph would be embedded in the program: twice the memory,
-        # slower compilation); ``data_term(model)`` builds the closure at trace time
-        def data_term(model):
-            def term(theta, k):
-                params = {**base, **theta}
-                keys = jax.random.split(k, n_sims)
-                if unbiased:  # each simulate call is its own stochastic-derivative site
-                    runs = [simulate(model, params, kk, n_steps).observables for kk in keys]
-                    sims = {n: jnp.stack([r[n] for r in runs]) for n in observed}
-                else:
-                    sims = jax.vmap(lambda kk: simulate(model, params, kk, n_steps).observables)(
-                        keys
-                    )
-                return loss_fn({n: sims[n] for n in observed}, observed)
-
-            return term
-
-        def value_and_grad(model, params, static, k):
-            return make_value_and_grad(
-                space,
-                names,
-                data_term(model),
-                kl_weight,
-                n_samples,
-                gradient=self.gradient,
-                ad=self.ad,
-                unbiased=unbiased,
-                kl_samples=self.kl_samples,
-            )(params, static, k)
+        # slower compilation); ``partial(data_term, model)`` is built at trace time
+        def data_term(model, theta, k):
+            params = {**base, **theta}
+            keys = jax.random.split(k, n_sims)
+            if unbiased:  # each simulate call is its own stochastic-derivative site
+                runs = [simulate(model, params, kk, n_steps).observables for kk in keys]
+                sims = {n: jnp.stack([r[n] for r in runs]) for n in observed}
+            else:
+                sims = jax.vmap(lambda kk: simulate(model, params, kk, n_steps).observables)(keys)
+            return loss_fn({n: sims[n] for n in observed}, observed)
 
         params, static = trainable(family)
         optimizer = optax.chain(
@@ -558,7 +541,17 @@ class GVI:
 
         @eqx.filter_jit
         def step(model, params, opt_state, k):
-            value, grads = value_and_grad(model, params, static, k)
+            value, grads = make_value_and_grad(
+                space,
+                names,
+                partial(data_term, model),
+                kl_weight,
+                n_samples,
+                gradient=self.gradient,
+                ad=self.ad,
+                unbiased=unbiased,
+                kl_samples=self.kl_samples,
+            )(params, static, k)
             finite = jnp.isfinite(value) & jnp.all(
                 jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)])
             )
@@ -570,7 +563,14 @@ class GVI:
         def validate(model, p):
             fam = eqx.combine(p, static)
             return gvi_objective(
-                space, names, data_term(model), kl_weight, n_samples, fam, k_val, self.kl_samples
+                space,
+                names,
+                partial(data_term, model),
+                kl_weight,
+                n_samples,
+                fam,
+                k_val,
+                self.kl_samples,
             )
 
         history: dict[str, Any] = {"train": [], "validation": []}
