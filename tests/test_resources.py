@@ -51,3 +51,27 @@ def test_graph_generators_refuse_before_allocating(monkeypatch):
         ag.graphs.erdos_renyi(1_000_000, 10, key=0)
     with pytest.raises(ResourceError, match="graph of 2000000001 nodes"):
         ag.graphs.from_edges([0, 1], [1, 2_000_000_000])
+
+
+def test_compiled_count_orders_modes_and_decides_near_the_limit(monkeypatch):
+    """XLA's count: forward < forward mode < reverse, checkpointing saves memory; near
+    the limit it replaces the fitted formula, which over-predicts SEIRM."""
+    from agentgrad.models.population import synthetic_population
+    from agentgrad.resources import compiled_run_bytes, require_simulation_memory
+
+    model = ag.models.SEIRM(synthetic_population(3000, 10.0, key=0))
+    p = model.param_space.defaults()
+    fwd = compiled_run_bytes(model, p, steps=30)
+    jvp = compiled_run_bytes(model, p, steps=30, directions=3)
+    rev = compiled_run_bytes(model, p, steps=30, reverse=True)
+    ckpt = compiled_run_bytes(model, p, steps=30, reverse=True, checkpoint=True)
+    assert 0 < fwd < jvp < rev and ckpt < rev
+    sizes = dict(batch=2, steps=30, runs=2, reverse=True, checkpoint=True)
+    fitted = simulation_bytes(model, p, **sizes)
+    counted = simulation_bytes(model, p, **sizes, compiled=True)
+    assert counted < fitted  # the formula errs on the safe side for SEIRM
+    monkeypatch.setenv("AGENTGRAD_MEMORY_LIMIT", str((counted + fitted) // 2))
+    require_simulation_memory(model, p, "the run", "fewer", **sizes)  # the count decides
+    monkeypatch.setenv("AGENTGRAD_MEMORY_LIMIT", str(counted // 2))
+    with pytest.raises(ResourceError, match="the run needs about .*; fewer"):
+        require_simulation_memory(model, p, "the run", "fewer", **sizes)

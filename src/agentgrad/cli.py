@@ -394,10 +394,9 @@ def _setup_model(opts: ModelOptions) -> Setup:
 
 def _require(setup: Setup, what: str, hint: str, **kwargs) -> None:
     """Refuse (one line) a simulation that would not fit in memory."""
-    from agentgrad.resources import require_memory, simulation_bytes
+    from agentgrad.resources import require_simulation_memory
 
-    need = simulation_bytes(setup.model, setup.params, steps=setup.n_steps, **kwargs)
-    require_memory(need, what, hint, device=True)
+    require_simulation_memory(setup.model, setup.params, what, hint, steps=setup.n_steps, **kwargs)
 
 
 def _provenance(setup: Setup, command: str, **extra: Any) -> dict[str, Any]:

@@ -4,7 +4,9 @@ A command refuses, with one line, work whose estimated peak memory exceeds what 
 machine has: the estimate, the limit and the option to change.  Estimates are cheap
 (sizes and ``jax.eval_shape``, nothing allocated) and deliberately rough — they exist
 to stop a billion-agent typo before it takes the machine down, not to predict usage to
-the byte.
+the byte.  Near the limit, a simulation's estimate is XLA's own count of the compiled
+program (:func:`compiled_run_bytes`; within a few percent of measured peaks), which
+costs a compilation but no allocation (:func:`require_simulation_memory`).
 
 The limit is the smaller of ``MemAvailable`` (``/proc/meminfo``) and the cgroup limit
 (``/sys/fs/cgroup/memory.max``) on the host, and the device's ``bytes_limit`` on an
@@ -25,6 +27,7 @@ import numpy as np
 from agentgrad.errors import AgentgradError
 
 INT32_MAX = 2**31 - 1
+XLA_MARGIN = 1.1  # measured peaks: 0.99-1.0x of XLA's count at 10^6 (benchmarks/memory_model.py)
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 
@@ -104,6 +107,27 @@ def require_memory(nbytes: float, what: str, hint: str, device: bool = False) ->
         )
 
 
+def require_simulation_memory(model: Any, params: Any, what: str, hint: str, **sizes: Any) -> None:
+    """Refuse (:class:`ResourceError`) a simulation that would not fit in memory.
+
+    ``sizes`` are :func:`simulation_bytes`' keywords.  The fitted formula decides
+    where it is below half the limit (no compilation); nearer the limit, XLA's count
+    of the compiled program decides, because the formula can be off by 2x either way.
+    A program that fails to compile here keeps the formula's estimate (the run itself
+    will report the failure).
+    """
+    limit = memory_limit(device=True)
+    if limit is None:
+        return
+    need = simulation_bytes(model, params, **sizes)
+    if need > limit / 2:
+        try:
+            need = simulation_bytes(model, params, **sizes, compiled=True)
+        except Exception:  # noqa: BLE001 - an estimate must not be what fails
+            pass
+    require_memory(need, what, hint, device=True)
+
+
 def check_size(value: int, name: str, maximum: int = INT32_MAX) -> int:
     """An integer size that fits the int32 indices the engine uses."""
     if value > maximum:
@@ -152,8 +176,13 @@ def simulation_bytes(
     directions: int = 0,
     reverse: bool = False,
     checkpoint: bool = False,
+    compiled: bool = False,
 ) -> int:
     """Rough peak bytes of simulating ``runs`` runs, ``batch`` at a time.
+
+    With ``compiled``, one run's working memory is XLA's count
+    (:func:`compiled_run_bytes`, times ``XLA_MARGIN``) instead of the fitted formula
+    below: accurate to a few percent, but it compiles the program.
 
     The memory model, calibrated on SIRNetwork and SEIRM at 10^7 agents / 10^8 directed
     edges (``benchmarks/scale.py``; docs/benchmarks.md): per run in a batch, four copies
@@ -171,5 +200,78 @@ def simulation_bytes(
     if reverse:
         stored = 2 * int(np.sqrt(steps)) + 1 if checkpoint else steps
         per_run += 2 * state * stored
+    if compiled:
+        counted = compiled_run_bytes(
+            model,
+            params,
+            steps=steps,
+            directions=directions,
+            reverse=reverse,
+            checkpoint=checkpoint,
+        )
+        per_run = per_run if counted is None else XLA_MARGIN * counted
     outputs = obs * steps * runs * (1 + directions)
     return int(structure + batch * per_run + outputs)
+
+
+def memory_program(
+    model: Any,
+    params: Any,
+    *,
+    steps: int,
+    directions: int = 0,
+    reverse: bool = False,
+    checkpoint: bool = False,
+) -> tuple[Any, Any, Any]:
+    """The program whose memory :func:`compiled_run_bytes` counts, as
+    ``(fn, arrays, params)``: ``jax.jit(fn)(arrays, params)`` runs it, with ``arrays``
+    the model's arrays (the rest of the model is closed over, static).
+
+    One ``simulate`` of ``steps`` steps: its observables (forward); their
+    ``directions`` JVPs, vmapped (forward mode); or the gradient of their sum with
+    respect to every parameter (reverse, with ``checkpoint`` as in ``simulate``).
+    """
+    import equinox as eqx
+
+    from agentgrad.engine import simulate
+
+    params = model.param_space.complete(params)
+    arrays, static = eqx.partition(model, eqx.is_array)
+    key = jax.random.key(0)
+    real = jnp.result_type(float)
+
+    def observables(m, p):
+        obs = simulate(m, p, key, steps, checkpoint=checkpoint).observables
+        return jax.tree.map(lambda v: v.astype(real), obs)
+
+    def program(a, p):
+        m = eqx.combine(a, static)
+        if reverse:
+            return jax.grad(lambda q: sum(jnp.sum(v) for v in observables(m, q).values()))(p)
+        if not directions:
+            return observables(m, p)
+
+        def column(row):
+            tangent = {n: row[i].astype(jnp.asarray(p[n]).dtype) for i, n in enumerate(p)}
+            return jax.jvp(lambda q: observables(m, q), (p,), (tangent,))[1]
+
+        # one tangent per direction (their values do not matter, only the buffers)
+        return jax.vmap(column)(jnp.eye(directions, len(p), dtype=real))
+
+    return program, arrays, params
+
+
+def compiled_run_bytes(model: Any, params: Any, **options: Any) -> int | None:
+    """XLA's own count of the working memory of one run: the temporaries and outputs
+    of the compiled :func:`memory_program` (``Compiled.memory_analysis()``), the
+    model's arrays excluded.  Nothing runs and nothing is allocated, but the program
+    is compiled (1–3 s at 10^6 agents).  Unlike :func:`simulation_bytes` this is not a
+    fit but the compiler's buffer assignment.  ``options`` are
+    :func:`memory_program`'s (``steps``, ``directions``, ``reverse``, ``checkpoint``).
+    ``None`` where the backend gives no analysis.
+    """
+    program, arrays, params = memory_program(model, params, **options)
+    analysis = jax.jit(program).lower(arrays, params).compile().memory_analysis()
+    if analysis is None:
+        return None
+    return int(analysis.temp_size_in_bytes + analysis.output_size_in_bytes)
