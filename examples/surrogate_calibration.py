@@ -62,6 +62,7 @@ from agentgrad.surrogate import (
     ramifications,
     save_gdn,
     train_gdn,
+    with_score,
 )
 from agentgrad.surrogate.evaluate import FromState
 
@@ -74,11 +75,13 @@ def settings(quick: bool) -> dict:
     if quick:  # a smoke run: tiny sizes, the numbers mean nothing
         return dict(size=8, slots=64, grid=(0.3, 0.6), steps=4, branches=4, epochs=2,
                     hidden=(16, 32, 16), gnn=(16,), condition=16, rollouts=2, iters=3,
-                    abm_runs=8, scan=(0.3, 0.6), agents=3, removal_runs=8)  # fmt: skip
+                    abm_runs=8, scan=(0.3, 0.6), agents=3, removal_runs=8,
+                    score_rollouts=4)  # fmt: skip
     return dict(size=16, slots=512, grid=(0.05, 0.275, 0.5, 0.725, 0.95), steps=13,
                 branches=16, epochs=40, hidden=(32, 64, 128, 128, 64, 32), gnn=(32, 64),
                 condition=64, rollouts=8, iters=12, abm_runs=64,
-                scan=(0.2, 0.4, 0.6, 0.8), agents=12, removal_runs=256)  # fmt: skip
+                scan=(0.2, 0.4, 0.6, 0.8), agents=12, removal_runs=256,
+                score_rollouts=64)  # fmt: skip
 
 
 def train(model, cfg: dict, key: jax.Array, cache: str | None):
@@ -122,8 +125,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--truth", type=float, default=0.6, help="held-out Theta*")
     parser.add_argument("--start", type=float, default=0.2, help="initial guess")
     parser.add_argument("--gdn", default=None, help="cache: load the network, or train and save")
-    parser.add_argument("--parts", default="scan,checks,descent,initial",
-                        help="which parts to run (comma-separated)")  # fmt: skip
+    parser.add_argument("--parts", default="scan,checks,score,descent,initial",
+                        help="parts to run (comma-separated; also score-descent)")  # fmt: skip
     parser.add_argument("--out", default="out")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
@@ -174,6 +177,26 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"d loss / d {NAME} at {v:.2f} (4 keys): pathwise {g:.4f}, central difference "
               f"{fd:.4f}")  # fmt: skip
 
+    # --- likelihood-ratio gradient through the sampler (gradient="score") -------------
+    scored = GDNSurrogate(model, gdn, gradient="score")
+
+    def score_loss(value, k):
+        obs = ag.ensemble(scored, {**base, NAME: value}, k, T, cfg["score_rollouts"])
+        lp = obs.observables["log_prob"]
+        sim = jnp.stack([jnp.mean(with_score(obs.observables[n], lp), 0) for n in SERIES], 1)
+        return jnp.mean(((sim - observed) / scale) ** 2)
+
+    score_grad = eqx.filter_jit(jax.grad(score_loss))
+    score_checks = []
+    for v in cfg["scan"][1:3] if "score" in parts else ():
+        ks = [jax.random.fold_in(k_fd, 100 + j) for j in range(4)]
+        g = np.asarray([float(score_grad(jnp.float32(v), k)) for k in ks])
+        fd = np.mean([float(central(jnp.float32(v), k)) for k in ks])
+        score_checks.append((v, g.mean(), g.std(ddof=1) / 2, fd))
+        print(f"d loss / d {NAME} at {v:.2f}: score function {g.mean():.4f} +- "
+              f"{g.std(ddof=1) / 2:.4f} (4 keys x {cfg['score_rollouts']} rollouts), central "
+              f"difference {fd:.4f}")  # fmt: skip
+
     # --- gradient descent on Theta: pathwise and central-difference gradients ---------
     def descend(gradient):
         optimiser = optax.adam(0.06)
@@ -190,15 +213,17 @@ def main(argv: list[str] | None = None) -> dict:
         return path
 
     paths = {}
-    methods = (("pathwise", lambda v, k: grad_fn(v, k)[1]), ("central difference", central))
-    for label, gradient in methods if "descent" in parts else ():
+    methods = [("pathwise", lambda v, k: grad_fn(v, k)[1]), ("central difference", central)]
+    methods = methods if "descent" in parts else []
+    methods += [("score function", score_grad)] if "score-descent" in parts else []
+    for label, gradient in methods:
         start = time.perf_counter()
         paths[label] = descend(gradient)
         recovered = float(np.mean(paths[label][-4:]))
         print(f"Adam with {label} gradients: {NAME} {args.start} -> {recovered:.3f} (truth "
               f"{args.truth}; mean of the last 4 of {cfg['iters']} steps, "
               f"{time.perf_counter() - start:.0f} s)")  # fmt: skip
-    recovered = float(np.mean(paths["central difference"][-4:])) if paths else float("nan")
+    recovered = float(np.mean(next(iter(paths.values()))[-4:])) if paths else float("nan")
 
     # --- gradient with respect to initial agent states ------------------------------------
     s0 = model.init(base, jax.random.fold_in(key, 6))
@@ -242,9 +267,11 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     np.savez(out / "surrogate_calibration.npz", scan=np.asarray(scan), checks=np.asarray(checks),
+             score_checks=np.asarray(score_checks),
              **{k.replace(" ", "_"): np.asarray(v) for k, v in paths.items()},
              gradient=gradient, removal=removal, removal_surrogate=removal_sur)  # fmt: skip
     return {"recovered": recovered, "paths": paths, "scan": scan, "checks": checks,
+            "score_checks": score_checks,
             "initial_gradient": gradient, "removal": removal,
             "removal_surrogate": removal_sur}  # fmt: skip
 

@@ -152,12 +152,14 @@ def test_model_gallery_example(monkeypatch, tmp_path):
 @pytest.mark.slow
 def test_surrogate_calibration_example(tmp_path):
     """examples/surrogate_calibration.py --quick (smoke run at tiny sizes): trains a
-    parameter-conditioned GDN, evaluates the loss grid, both gradients, both descents and
-    the initial-state gradients; everything finite and Theta stays in its range."""
+    parameter-conditioned GDN, evaluates the loss grid, the pathwise, score-function and
+    central-difference gradients, both descents and the initial-state gradients;
+    everything finite and Theta stays in its range."""
     module = runpy.run_path("examples/surrogate_calibration.py")
     out = module["main"](["--quick", "--out", str(tmp_path / "sc")])
     assert np.all(np.isfinite(np.asarray(out["scan"])))
     assert np.all(np.isfinite(np.asarray(out["checks"])))
+    assert len(out["score_checks"]) == 1 and np.all(np.isfinite(out["score_checks"]))
     for path in out["paths"].values():
         assert all(0.05 <= v <= 0.95 for v in path)
     assert np.all(np.isfinite(out["initial_gradient"])) and len(out["removal"]) == 3

@@ -15,7 +15,7 @@ from agentgrad.surrogate.data import (
     ramifications,
 )
 from agentgrad.surrogate.gdn import GDN, GNNOnly, Schedule, load_gdn, save_gdn
-from agentgrad.surrogate.model import GDNSurrogate
+from agentgrad.surrogate.model import GDNSurrogate, ScoredState, with_score
 from agentgrad.surrogate.train import train_gdn
 from agentgrad.surrogate.view import AgentView, features, require_agent_view
 
@@ -26,6 +26,7 @@ __all__ = [
     "GNNOnly",
     "Ramifications",
     "Schedule",
+    "ScoredState",
     "agent_graph_inputs",
     "concatenate_ramifications",
     "features",
@@ -34,4 +35,5 @@ __all__ = [
     "require_agent_view",
     "save_gdn",
     "train_gdn",
+    "with_score",
 ]

@@ -45,7 +45,12 @@ sampler is reparameterised, ``jax.grad`` runs through a rollout's macro statisti
 parameters it is simulated with).  For categorical agent states that gradient is close
 to zero: a trained denoiser maps noise to the modes almost piecewise-constantly, so mass
 that changes mode does not show in a reparameterised derivative
-(``examples/surrogate_calibration.py``; use common-random-number differences).
+(``examples/surrogate_calibration.py``).  The likelihood-ratio gradient does see it:
+``Schedule.sample(..., score=True)`` also returns the sampled path's log-density, and
+``GDNSurrogate(..., gradient="score")`` with :func:`~agentgrad.surrogate.model.with_score`
+turns it into an unbiased estimate of ``grad E[statistic]`` (up to the last,
+noise-free denoising step's boundary term); common-random-number differences remain
+the cheap alternative.
 """
 
 from __future__ import annotations
@@ -255,26 +260,51 @@ class Schedule(eqx.Module):
         a = self.alpha_bar[tau][:, None]
         return jnp.sqrt(a) * z + jnp.sqrt(1.0 - a) * eps
 
-    def sample(self, eps_fn, shape: tuple[int, int], key: jax.Array) -> jax.Array:
+    def sample(
+        self, eps_fn, shape: tuple[int, int], key: jax.Array, score: bool = False
+    ) -> jax.Array | tuple[jax.Array, jax.Array]:
         """Ancestral sampling (App. A.4) for ``tau = tau_max - 1 .. 0``:
-        ``x <- (x - beta_tau / sqrt(1 - abar_tau) eps_fn(x, tau)) / sqrt(alpha_tau) +
-        sigma_tau z`` with ``sigma_tau^2`` the posterior variance and no noise at
-        ``tau = 0``; ``eps_fn(x, tau)`` gets a row-wise ``tau`` of shape ``(n,)``."""
+        ``x <- m_tau(x) + sigma_tau z`` with ``m_tau(x) = (x - beta_tau / sqrt(1 -
+        abar_tau) eps_fn(x, tau)) / sqrt(alpha_tau)``, ``sigma_tau^2`` the posterior
+        variance and no noise at ``tau = 0``; ``eps_fn(x, tau)`` gets a row-wise ``tau``
+        of shape ``(n,)``.
+
+        With ``score``, also return the log-density of the sampled path (up to a
+        constant), ``log q = -sum_{tau >= 1} ||x_{tau-1} - m_tau(x_tau)||^2 / (2
+        sigma_tau^2)``, with the path itself held fixed (``stop_gradient``): its
+        gradient is the score ``grad log q`` of the likelihood-ratio (REINFORCE)
+        estimator, ``grad E[f(x)] = E[f(x) grad log q]``, which sees samples change
+        mode.  The last, noise-free step stays pathwise, so a derivative through a
+        discontinuous decoding of ``x_0`` misses the boundary term of that one
+        deterministic step (``tests/test_surrogate.py`` states its size).
+        """
         betas, alphas, abar = self.betas, self.alphas, self.alpha_bar
         sd = jnp.sqrt(self.posterior_variance).at[0].set(0.0)
         k0, k_steps = jax.random.split(key)
 
         @jax.checkpoint  # reverse mode keeps x per denoising step, not the network's
-        def body(x, inp):  # activations (recomputed on the way back)
+        def body(carry, inp):  # activations (recomputed on the way back)
+            x, log_q = carry
             tau, k = inp
-            eps_hat = eps_fn(x, jnp.full((shape[0],), tau))
-            mean = (x - betas[tau] / jnp.sqrt(1 - abar[tau]) * eps_hat) / jnp.sqrt(alphas[tau])
-            return mean + sd[tau] * jax.random.normal(k, x.shape, x.dtype), None
+            x_in = jax.lax.stop_gradient(x) if score else x
+            eps_hat = eps_fn(x_in, jnp.full((shape[0],), tau))
+            scale = betas[tau] / jnp.sqrt(1 - abar[tau])
+            mean = (x_in - scale * eps_hat) / jnp.sqrt(alphas[tau])
+            noise = jax.random.normal(k, x.shape, x.dtype)
+            if not score:
+                return (mean + sd[tau] * noise, log_q), None
+            drawn = jax.lax.stop_gradient(mean + sd[tau] * noise)
+            # tau = 0 has no noise: the last step is pathwise, with no density term
+            safe_sd = jnp.where(tau > 0, sd[tau], 1.0)
+            term = -jnp.sum((drawn - mean) ** 2) / (2 * safe_sd**2)
+            x_new = jnp.where(tau > 0, drawn, mean)
+            return (x_new, log_q + jnp.where(tau > 0, term, 0.0)), None
 
         taus = jnp.arange(self.tau_max - 1, -1, -1)
         x0 = jax.random.normal(k0, shape)
-        x, _ = jax.lax.scan(body, x0, (taus, jax.random.split(k_steps, self.tau_max)))
-        return x
+        keys = jax.random.split(k_steps, self.tau_max)
+        (x, log_q), _ = jax.lax.scan(body, (x0, jnp.zeros((), x0.dtype)), (taus, keys))
+        return (x, log_q) if score else x
 
 
 class AgentNetwork(eqx.Module):
@@ -458,11 +488,14 @@ class GDN(AgentNetwork):
         degree: jax.Array,
         key: jax.Array,
         theta: jax.Array | None = None,
-    ) -> jax.Array:
+        score: bool = False,
+    ) -> jax.Array | tuple[jax.Array, jax.Array]:
         """One draw of every agent's next dynamic features (App. A.4), ``(N, d)``.
 
         Reparameterised: the noise is an input, so the draw is differentiable in the
-        network's inputs (``z``, hence initial agent states), ``theta`` and weights."""
+        network's inputs (``z``, hence initial agent states), ``theta`` and weights.
+        With ``score``, also the path's log-density for the likelihood-ratio gradient
+        (:meth:`Schedule.sample`)."""
         scaled = self.scaled_theta(theta)
         g = self.embed(z, aggregated, degree, scaled)
         current = z[:, self.static_dim :]
@@ -470,7 +503,7 @@ class GDN(AgentNetwork):
         def eps_fn(x, tau):
             return jax.vmap(self.denoiser, (0, 0, 0, 0, None))(x, current, g, tau, scaled)
 
-        return self.schedule.sample(eps_fn, (z.shape[0], self.dynamic_dim), key)
+        return self.schedule.sample(eps_fn, (z.shape[0], self.dynamic_dim), key, score)
 
 
 class GNNOnly(AgentNetwork):
@@ -511,9 +544,10 @@ class GNNOnly(AgentNetwork):
         self.scaled_theta(theta)  # the ablation is never parameter-conditioned
         return jnp.mean((self.predict(z, aggregated, degree) - target) ** 2)
 
-    def sample(self, z, aggregated, degree, key, theta=None) -> jax.Array:
+    def sample(self, z, aggregated, degree, key, theta=None, score=False):
         self.scaled_theta(theta)
-        return self.predict(z, aggregated, degree)
+        x = self.predict(z, aggregated, degree)
+        return (x, jnp.zeros((), x.dtype)) if score else x  # deterministic: no density
 
 
 NETWORKS = {"GDN": GDN, "GNNOnly": GNNOnly}

@@ -14,12 +14,23 @@ simulated with, so ``jax.grad`` of a rollout's macro statistics with respect to 
 parameters goes through the sampler (close to zero for categorical states; see
 :mod:`agentgrad.surrogate.gdn`); the other parameters only reach ``base``'s
 observables.
+
+``GDNSurrogate(base, gdn, gradient="score")`` gives derivatives that do see agents
+change category: the state also carries the running log-density of every sampled
+denoising path (:meth:`~agentgrad.surrogate.gdn.Schedule.sample`), the observable
+``log_prob`` reports it, and :func:`with_score` turns a batch of rollout statistics
+into values whose mean has the likelihood-ratio estimate of ``grad E[statistic]`` as
+its gradient (Williams 1992; with a leave-one-out baseline, Kool et al. 2019):
+
+    grad E[f] = E[ f grad log q(path) ],   estimated by
+    (1/R) sum_r (f_r - b_r) grad log q_r,  b_r = (1/(R-1)) sum_{s != r} f_s.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 
@@ -30,16 +41,33 @@ from agentgrad.surrogate.data import agent_graph_inputs
 from agentgrad.surrogate.gdn import GDN
 from agentgrad.surrogate.view import require_agent_view
 
+GRADIENTS = ("pathwise", "score")
+
+
+class ScoredState(eqx.Module):
+    """A surrogate state with the running log-density of its sampled paths."""
+
+    state: Any
+    log_prob: jax.Array
+
 
 class GDNSurrogate(Model):
-    """``base``'s agents, advanced by a trained :class:`GDN` (module docstring)."""
+    """``base``'s agents, advanced by a trained :class:`GDN` (module docstring).
+
+    ``gradient``: ``"pathwise"`` (reparameterised sampler, straight-through decoding)
+    or ``"score"`` (states carry the paths' log-density; see :func:`with_score`)."""
 
     base: Model
     gdn: GDN
     initial_state: Any = None
+    gradient: str = eqx.field(static=True, default="pathwise")
 
     def __check_init__(self) -> None:
         require_agent_view(self.base)
+        if self.gradient not in GRADIENTS:
+            raise AgentgradError(
+                f"gradient must be one of {', '.join(GRADIENTS)}, got {self.gradient!r}"
+            )
 
     def check_compatible(self, params: Params, key: jax.Array) -> None:
         """A one-line error when the GDN was trained on another model's features or
@@ -68,11 +96,22 @@ class GDNSurrogate(Model):
         return self.base.param_space
 
     def init(self, params: Params, key: jax.Array) -> Any:
-        if self.initial_state is not None:
-            return self.initial_state
-        return self.base.init(params, key)
+        state = self.initial_state
+        if state is None:
+            state = self.base.init(params, key)
+        if self.gradient == "score":
+            return ScoredState(state, jnp.zeros((), jnp.float32))
+        return state
 
     def step(self, state: Any, params: Params, key: jax.Array, t: jax.Array) -> Any:
+        if self.gradient == "score":
+            inner = state.state
+            z, aggregated, degree = agent_graph_inputs(self.base, inner)
+            dynamic, log_q = self.gdn.sample(
+                z, aggregated, degree, key, self.theta(params), score=True
+            )
+            log_prob = state.log_prob + log_q.astype(state.log_prob.dtype)
+            return ScoredState(self.base.with_dynamic(inner, dynamic), log_prob)
         z, aggregated, degree = agent_graph_inputs(self.base, state)
         dynamic = self.gdn.sample(z, aggregated, degree, key, self.theta(params))
         return self.base.with_dynamic(state, dynamic)
@@ -83,7 +122,32 @@ class GDNSurrogate(Model):
         return jnp.stack([jnp.asarray(params[n], jnp.float32) for n in names]) if names else None
 
     def observe(self, state: Any, params: Params, t: jax.Array) -> dict[str, jax.Array]:
+        if self.gradient == "score":
+            return {**self.base.observe(state.state, params, t), "log_prob": state.log_prob}
         return self.base.observe(state, params, t)
 
 
-__all__ = ["GDNSurrogate"]
+def with_score(values: jax.Array, log_prob: jax.Array) -> jax.Array:
+    """``values`` of ``R`` rollouts (axis 0), unchanged in value, whose mean over axis 0
+    has the likelihood-ratio estimate of ``grad E[values]`` as its gradient.
+
+    ``log_prob`` is the ``log_prob`` observable of the same rollouts (shape ``(R,)`` or
+    broadcastable to ``values``, e.g. ``(R, T)`` for a series: use each step's own
+    running log-density).  Returns ``y_r = v_r + stop_gradient(v_r - b_r) (l_r -
+    stop_gradient(l_r))`` with the leave-one-out baseline ``b_r`` (module docstring),
+    so that ``grad mean_r y_r = (1/R) sum_r (v_r - b_r) grad l_r`` plus whatever
+    pathwise gradient ``values`` carry.  Any smooth function of the mean (a loss on a
+    mean series) then gets the chain rule through that estimate.
+    """
+    values = jnp.asarray(values)
+    if values.shape[0] < 2:
+        raise AgentgradError("with_score needs at least 2 rollouts (for the baseline)")
+    log_prob = jnp.asarray(log_prob, values.dtype)
+    log_prob = log_prob.reshape(log_prob.shape + (1,) * (values.ndim - log_prob.ndim))
+    fixed = jax.lax.stop_gradient(values)
+    n = values.shape[0]
+    baseline = (jnp.sum(fixed, axis=0, keepdims=True) - fixed) / (n - 1)
+    return values + (fixed - baseline) * (log_prob - jax.lax.stop_gradient(log_prob))
+
+
+__all__ = ["GDNSurrogate", "ScoredState", "with_score"]
