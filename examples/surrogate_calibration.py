@@ -127,10 +127,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--gdn", default=None, help="cache: load the network, or train and save")
     parser.add_argument("--parts", default="scan,checks,score,descent,initial",
                         help="parts to run (comma-separated; also score-descent)")  # fmt: skip
+    parser.add_argument("--score-rollouts", type=int, default=None,
+                        help="rollouts per score-function gradient (default 64)")  # fmt: skip
     parser.add_argument("--out", default="out")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
     cfg = settings(args.quick)
+    cfg["score_rollouts"] = args.score_rollouts or cfg["score_rollouts"]
     key = jax.random.key(0)
     model = PredatorPrey(size=cfg["size"], n_agents=cfg["slots"])
     gdn = train(model, cfg, jax.random.fold_in(key, 1), args.gdn)
