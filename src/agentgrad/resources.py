@@ -196,20 +196,15 @@ def simulation_bytes(
     """
     state, obs = _run_bytes(model, params)
     structure = tree_bytes(jax.tree.leaves(model))
-    per_run = (4 * state + structure) * (1 + (0 if reverse else directions))
-    if reverse:
-        stored = 2 * int(np.sqrt(steps)) + 1 if checkpoint else steps
-        per_run += 2 * state * stored
-    if compiled:
-        counted = compiled_run_bytes(
-            model,
-            params,
-            steps=steps,
-            directions=directions,
-            reverse=reverse,
-            checkpoint=checkpoint,
-        )
-        per_run = per_run if counted is None else XLA_MARGIN * counted
+    options = dict(steps=steps, directions=directions, reverse=reverse, checkpoint=checkpoint)
+    counted = compiled_run_bytes(model, params, **options) if compiled else None
+    if counted is not None:
+        per_run = XLA_MARGIN * counted
+    else:
+        per_run = (4 * state + structure) * (1 + (0 if reverse else directions))
+        if reverse:
+            stored = 2 * int(np.sqrt(steps)) + 1 if checkpoint else steps
+            per_run += 2 * state * stored
     outputs = obs * steps * runs * (1 + directions)
     return int(structure + batch * per_run + outputs)
 

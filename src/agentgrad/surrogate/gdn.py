@@ -293,12 +293,11 @@ class Schedule(eqx.Module):
             noise = jax.random.normal(k, x.shape, x.dtype)
             if not score:
                 return (mean + sd[tau] * noise, log_q), None
-            drawn = jax.lax.stop_gradient(mean + sd[tau] * noise)
             # tau = 0 has no noise: the last step is pathwise, with no density term
-            safe_sd = jnp.where(tau > 0, sd[tau], 1.0)
-            term = -jnp.sum((drawn - mean) ** 2) / (2 * safe_sd**2)
-            x_new = jnp.where(tau > 0, drawn, mean)
-            return (x_new, log_q + jnp.where(tau > 0, term, 0.0)), None
+            noisy = tau > 0
+            drawn = jax.lax.stop_gradient(mean + sd[tau] * noise)
+            term = -jnp.sum((drawn - mean) ** 2) / (2 * jnp.where(noisy, sd[tau], 1.0) ** 2)
+            return (jnp.where(noisy, drawn, mean), log_q + jnp.where(noisy, term, 0.0)), None
 
         taus = jnp.arange(self.tau_max - 1, -1, -1)
         x0 = jax.random.normal(k0, shape)

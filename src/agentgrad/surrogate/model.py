@@ -104,17 +104,15 @@ class GDNSurrogate(Model):
         return state
 
     def step(self, state: Any, params: Params, key: jax.Array, t: jax.Array) -> Any:
-        if self.gradient == "score":
-            inner = state.state
-            z, aggregated, degree = agent_graph_inputs(self.base, inner)
-            dynamic, log_q = self.gdn.sample(
-                z, aggregated, degree, key, self.theta(params), score=True
-            )
-            log_prob = state.log_prob + log_q.astype(state.log_prob.dtype)
-            return ScoredState(self.base.with_dynamic(inner, dynamic), log_prob)
-        z, aggregated, degree = agent_graph_inputs(self.base, state)
-        dynamic = self.gdn.sample(z, aggregated, degree, key, self.theta(params))
-        return self.base.with_dynamic(state, dynamic)
+        score = self.gradient == "score"
+        inner = state.state if score else state
+        z, aggregated, degree = agent_graph_inputs(self.base, inner)
+        drawn = self.gdn.sample(z, aggregated, degree, key, self.theta(params), score=score)
+        if not score:
+            return self.base.with_dynamic(inner, drawn)
+        dynamic, log_q = drawn
+        log_prob = state.log_prob + log_q.astype(state.log_prob.dtype)
+        return ScoredState(self.base.with_dynamic(inner, dynamic), log_prob)
 
     def theta(self, params: Params) -> jax.Array | None:
         """The conditioning parameters ``(p,)`` of a parameter-conditioned GDN, else None."""
