@@ -14,6 +14,18 @@ a Polyak average of the iterates (``validate=True``: the weights with the lowest
 objective on a fixed validation key).  An epoch whose gradient is non-finite, or whose
 objective is a spike (more than 10 robust sds above the recent median, :func:`_spike`),
 has its update skipped; the diagnostics count both.
+
+Adaptive stopping (``epochs=None``) asks two things of the last ``2 * window`` epochs:
+the objective stopped falling (:func:`_converged`) and the family's marginals stopped
+moving (:func:`_settled`: each parameter's posterior sd, from ``SD_DRAWS`` draws of the
+averaged family on one fixed key, changed by at most ``SD_TOLERANCE`` between the two
+windows' means).  The second test matters for flows: while the data term pulls an
+informed parameter tight, the shared conditioner also narrows parameters the data do not
+inform, and the KL widens them back over hundreds of epochs; the objective (dominated by
+the data term's noise) does not show it.  Measured on ``beta`` + ``distancing_start``
+(no effect) of a 300-agent SIR, 8 seeds: at the objective-only stop (200-276 epochs)
+``distancing_start`` was 15-44% narrower than the no-data reference in 5 seeds; with
+both tests (216-767 epochs) in 1 (16%).
 """
 
 from __future__ import annotations
@@ -337,6 +349,7 @@ def _make_family(family, names, space, key) -> Family:
 
 
 FAMILIES = ("flow", "spline", "gaussian")
+SD_DRAWS = 256  # draws of the averaged family per epoch for its marginal sds
 PILOT_DRAWS = 16  # prior draws x 2 runs each to estimate the synthetic likelihood's temper
 
 
@@ -371,6 +384,20 @@ def _converged(objective: list[float], window: int) -> bool:
     before, last = v[-2 * window : -window], v[-window:]
     se = np.sqrt((before.var(ddof=1) + last.var(ddof=1)) / window)
     return bool(before.mean() - last.mean() <= se)
+
+
+SD_TOLERANCE = 0.05  # relative change of the window-mean posterior sds that counts as settled
+
+
+def _settled(sds: list[list[float]], window: int, tolerance: float = SD_TOLERANCE) -> bool:
+    """The family's marginals stopped moving: every parameter's mean posterior sd over
+    the last ``window`` epochs is within ``tolerance`` (relative) of its mean over the
+    ``window`` before (``sds``: one row of per-parameter sds per epoch)."""
+    v = np.asarray(sds, np.float64)
+    if len(v) < 2 * window:
+        return False
+    before, last = v[-2 * window : -window].mean(0), v[-window:].mean(0)
+    return bool(np.all(np.abs(last - before) <= tolerance * np.abs(last)))
 
 
 SPIKE_SPREAD = 10.0  # robust sds above the recent median that make an epoch's objective a spike
@@ -435,7 +462,8 @@ class GVI:
     Bayes' rule (:class:`~agentgrad.calibration.losses.SyntheticLikelihood`).  With
     ``epochs=None`` training runs until the objective stops improving (the mean over the
     last ``window`` epochs is within one standard error of the mean over the ``window``
-    before, checked after ``min_epochs``), at most ``max_epochs``; a ``budget`` given to
+    before) and every parameter's posterior sd has settled (window means within 5%),
+    checked after ``min_epochs``, at most ``max_epochs``; a ``budget`` given to
     :func:`calibrate` fixes the number of epochs instead.  The weights returned are an
     exponential average of the iterates over about ``window`` epochs (Polyak averaging);
     ``validate=True`` also evaluates the objective on a fixed key each epoch (twice the
@@ -478,6 +506,12 @@ class GVI:
         if isinstance(self.family, str) and self.family not in FAMILIES:
             raise AgentgradError(f"unknown family {self.family!r}; use {', '.join(FAMILIES)}")
         get_loss(self.loss)  # unknown names raise here
+
+    def _stop(self, history: dict[str, Any]) -> bool:
+        """Converged: the objective stopped falling and the marginals stopped moving."""
+        return _converged(history["train"], self.window) and _settled(
+            history["posterior_sd"], self.window
+        )
 
     def runs_per_epoch(self) -> int:
         return self.n_samples * self.n_sims * (2 if self.validate else 1)
@@ -573,7 +607,15 @@ class GVI:
                 self.kl_samples,
             )
 
-        history: dict[str, Any] = {"train": [], "validation": []}
+        k_sd = jax.random.fold_in(key, 13)  # one key for all epochs: the sds move only with q
+
+        @eqx.filter_jit
+        def marginal_sd(p):
+            u, _ = eqx.combine(p, static).sample_and_log_prob(k_sd, SD_DRAWS)
+            theta, _ = to_params(space, names, u)
+            return jnp.stack([jnp.std(theta[name]) for name in names])
+
+        history: dict[str, Any] = {"train": [], "validation": [], "posterior_sd": []}
         best, best_value, since_best, n_bad, n_spikes = params, np.inf, 0, 0, 0
         average = params  # Polyak averaging of the iterates (exponential, horizon window)
         decay = 1.0 - 1.0 / self.window
@@ -594,6 +636,7 @@ class GVI:
             best_value, since_best, n_bad = meta["best_value"], meta["since_best"], meta["n_bad"]
             n_spikes = meta.get("n_spikes", 0)
             history = meta["history"]
+            history.setdefault("posterior_sd", [])  # checkpoints from before it was kept
             start = len(history["train"])  # epochs completed
 
         def save():
@@ -626,6 +669,7 @@ class GVI:
                         params, opt_state = new_params, new_opt_state
                     val = float(validate(model, params)) if self.validate else float(value)
                     average = smooth(average, params)
+                    history["posterior_sd"].append(np.asarray(marginal_sd(average)).tolist())
                     history["train"].append(float(value))
                     history["validation"].append(val)
                     if bool(finite) and not np.isfinite(val):
@@ -640,7 +684,7 @@ class GVI:
                     if self.patience is not None and since_best >= self.patience:
                         break
                     if adaptive and epoch + 1 >= self.min_epochs:
-                        converged = _converged(history["train"], self.window)
+                        converged = self._stop(history)
                         if converged:
                             break
         except KeyboardInterrupt:
@@ -649,7 +693,7 @@ class GVI:
         save()
         done = len(history["train"])
         if not adaptive:
-            converged = _converged(history["train"], self.window)
+            converged = self._stop(history)
         history["non_finite_epochs"] = [n_bad]
         history["spike_epochs"] = [n_spikes]
         history["converged"] = converged
