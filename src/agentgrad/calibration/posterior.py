@@ -117,7 +117,8 @@ def diagnose(posterior: CalibratedPosterior, key: jax.Array, n: int = 4000) -> d
     history = posterior.history
     if history.get("converged") is False:
         warnings.append(
-            f"the objective did not converge in {len(history.get('validation', []))} epochs; "
+            "training did not converge (objective or posterior sds still moving) in "
+            f"{len(history.get('validation', []))} epochs; "
             "give a larger --budget (or --epochs) or a larger --learning-rate"
         )
     spikes = history.get("spike_epochs", [0])[0]
