@@ -422,6 +422,14 @@ def _spike(objective: list[float], value: float, window: int) -> bool:
     return bool(value > median + SPIKE_SPREAD * scale)
 
 
+def _marginal_sd(space, names, family, key, n) -> jax.Array:
+    """Standard deviation of each parameter (on its support) over ``n`` draws of
+    ``family``: shape (len(names),)."""
+    u, _ = family.sample_and_log_prob(key, n)
+    theta, _ = to_params(space, names, u)
+    return jnp.stack([jnp.std(theta[name]) for name in names])
+
+
 def _reference_sd(space, names, family, optimizer, epochs, n, key, decay) -> dict[str, float]:
     """Posterior sds the same family, optimiser, epochs and iterate averaging reach with
     no data.
@@ -447,9 +455,9 @@ def _reference_sd(space, names, family, optimizer, epochs, n, key, decay) -> dic
     keys = jax.random.split(jax.random.fold_in(key, 11), max(epochs, 1))
     scan = jax.jit(lambda c, ks: jax.lax.scan(step, c, ks))
     (_, _, average), _ = scan((params, state, params), keys)
-    u, _ = eqx.combine(average, static).sample_and_log_prob(jax.random.fold_in(key, 12), 4000)
-    theta, _ = to_params(space, names, u)
-    return {name: float(np.std(np.asarray(theta[name]))) for name in names}
+    family = eqx.combine(average, static)
+    sds = _marginal_sd(space, names, family, jax.random.fold_in(key, 12), 4000)
+    return {name: float(sd) for name, sd in zip(names, sds, strict=True)}
 
 
 @dataclass(frozen=True)
@@ -611,9 +619,7 @@ class GVI:
 
         @eqx.filter_jit
         def marginal_sd(p):
-            u, _ = eqx.combine(p, static).sample_and_log_prob(k_sd, SD_DRAWS)
-            theta, _ = to_params(space, names, u)
-            return jnp.stack([jnp.std(theta[name]) for name in names])
+            return _marginal_sd(space, names, eqx.combine(p, static), k_sd, SD_DRAWS)
 
         history: dict[str, Any] = {"train": [], "validation": [], "posterior_sd": []}
         best, best_value, since_best, n_bad, n_spikes = params, np.inf, 0, 0, 0
