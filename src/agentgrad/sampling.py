@@ -3,7 +3,8 @@
 Each sampler draws its noise from ``key``, computes the exact discrete sample,
 and hands both to the ``estimator`` (see :mod:`agentgrad.estimators`), which
 attaches the tangent.  The primal value therefore depends only on ``key`` and the
-distribution parameter, never on the estimator.
+distribution parameter, never on the estimator.  Uniform noise comes from
+:func:`agentgrad.rng.uniform`, the same numbers as ``jax.random.uniform``, drawn faster.
 
 * Bernoulli(p): ``u ~ U(0,1)``, ``x = 1[u < p]``.
 * Categorical(p): inversion ``x = one_hot(min{k : u < F_k})``, with Gumbel noise drawn
@@ -23,6 +24,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from agentgrad import rng
 from agentgrad.estimators import Estimator, StraightThrough
 from agentgrad.params import real_dtype
 
@@ -53,7 +55,7 @@ def bernoulli(
     p = _clip(jnp.asarray(p, real_dtype()), 0.0, 1.0)
     shape = _shape(shape, p)
     p = jnp.broadcast_to(p, shape)
-    u = jax.random.uniform(key, shape, real_dtype())
+    u = rng.uniform(key, shape, real_dtype())
     hard = (u < p).astype(real_dtype())
     return estimator.bernoulli(hard, p, u)
 
@@ -89,12 +91,12 @@ def categorical(
     k_inv, k_gumbel = jax.random.split(key)
     p = jax.lax.stop_gradient(jnp.exp(logp))
     cdf = jnp.cumsum(p, axis=-1)
-    u = jax.random.uniform(k_inv, batch + (1,), real_dtype()) * cdf[..., -1:]
+    u = rng.uniform(k_inv, batch + (1,), real_dtype()) * cdf[..., -1:]
     index = jnp.minimum(jnp.sum(cdf[..., :-1] <= u, axis=-1), n_cat - 1)
     hard = jax.nn.one_hot(index, n_cat, dtype=real_dtype())
     # conditional Gumbel scores z (argmax z = index): z_x = -log(-log v_x),
     # z_k = -log(-log(v_k) / p_k - log v_x) for k != x
-    v = jax.random.uniform(k_gumbel, logp.shape, real_dtype(), minval=1e-20, maxval=1.0)
+    v = rng.uniform(k_gumbel, logp.shape, real_dtype(), minval=1e-20, maxval=1.0)
     log_vx = jnp.sum(hard * jnp.log(v), axis=-1, keepdims=True)
     safe_p = jnp.where(p > 0, p, 1.0)
     z_other = -jnp.log(-jnp.log(v) / safe_p - log_vx)
@@ -149,7 +151,7 @@ def geometric(
     p = _clip(jnp.asarray(p, real_dtype()), 1e-6, 1.0)
     shape = _shape(shape, p)
     p = jnp.broadcast_to(p, shape)
-    u = jax.random.uniform(key, shape, real_dtype(), minval=jnp.finfo(real_dtype()).tiny)
+    u = rng.uniform(key, shape, real_dtype(), minval=jnp.finfo(real_dtype()).tiny)
     ps = jax.lax.stop_gradient(p)
     hard = jnp.where(ps >= 1.0, 0.0, jnp.floor(jnp.log(u) / jnp.log1p(-jnp.minimum(ps, 1 - 1e-7))))
     return estimator.geometric(hard.astype(real_dtype()), p)

@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agentgrad import frames
+from agentgrad import frames, rng
 from agentgrad.errors import AgentgradError
 from agentgrad.estimators import Estimator, StraightThrough
 from agentgrad.params import Param, Params, ParamSpace, real_dtype
@@ -123,7 +123,7 @@ class Duopoly(SubstepModel):
         if not (noise_low >= 0 and noise_high >= 0):
             raise AgentgradError("noise_low and noise_high must be >= 0")
         key = jax.random.key(0) if key is None else key
-        novice = jax.random.uniform(key, (n,)) < novice_share
+        novice = rng.uniform(key, (n,)) < novice_share
         noise = jnp.where(novice, noise_high, noise_low).astype(real_dtype())
         self.estimator = StraightThrough() if estimator is None else estimator
         logit = jnp.asarray(np.log(tendency / (1.0 - tendency)), real_dtype())

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from agentgrad import rng
 from agentgrad.errors import AgentgradError
 from agentgrad.params import real_dtype
 from agentgrad.substeps import Substep, SubstepModel
@@ -101,7 +102,7 @@ class Grow(Substep):
 
     def transition(self, state, ds, params, key, t) -> dict[str, jax.Array]:
         cells = state["cells"]
-        fires = jax.random.uniform(key, cells.shape[1:], cells.dtype) < self.fire_rate
+        fires = rng.uniform(key, cells.shape[1:], cells.dtype) < self.fire_rate
         updated = cells + ds * fires.astype(cells.dtype)
         keep = alive(cells, self.alive_threshold) & alive(updated, self.alive_threshold)
         return {"cells": updated * keep.astype(cells.dtype)}

@@ -27,7 +27,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
-from agentgrad import frames, soft
+from agentgrad import frames, rng, soft
 from agentgrad.engine import Model
 from agentgrad.models._checks import require_int
 from agentgrad.params import Param, Params, ParamSpace
@@ -115,13 +115,13 @@ class Schelling(Model):
         def trial(carry, k):
             claimed, pending, dest = carry
             k_theta, k_dist, k_prio = jax.random.split(k, 3)
-            theta = jax.random.uniform(k_theta, (cells,), maxval=2 * math.pi)
-            dist = jax.random.uniform(k_dist, (cells,), maxval=self.d_max)
+            theta = rng.uniform(k_theta, (cells,), maxval=2 * math.pi)
+            dist = rng.uniform(k_dist, (cells,), maxval=self.d_max)
             tx = (ox + jnp.floor(dist * jnp.cos(theta)).astype(jnp.int32)) % L
             ty = (oy + jnp.floor(dist * jnp.sin(theta)).astype(jnp.int32)) % L
             target = tx * L + ty
             valid = pending & ~occupied[target] & ~claimed[target]
-            priority = jnp.where(valid, jax.random.uniform(k_prio, (cells,)), -1.0)
+            priority = jnp.where(valid, rng.uniform(k_prio, (cells,)), -1.0)
             best = jax.ops.segment_max(priority, target, num_segments=cells)
             wins = valid & (priority == best[target])
             claimed = claimed.at[jnp.where(wins, target, cells)].set(True, mode="drop")

@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agentgrad import frames, soft
+from agentgrad import frames, rng, soft
 from agentgrad.engine import Model
 from agentgrad.models._checks import require_int
 from agentgrad.params import Param, Params, ParamSpace, real_dtype
@@ -135,8 +135,8 @@ class SchellingAgents(Model):
     ) -> SchellingAgentsState:
         n, trials = s.x.shape[0], self.max_trials
         k_heading, k_dist = jax.random.split(key)
-        heading = jax.random.uniform(k_heading, (trials, n), maxval=2 * math.pi)
-        dist = self.d_max * jax.random.uniform(k_dist, (trials, n))
+        heading = rng.uniform(k_heading, (trials, n), maxval=2 * math.pi)
+        dist = self.d_max * rng.uniform(k_dist, (trials, n))
         fx, fy = s.x.astype(dist.dtype), s.y.astype(dist.dtype)
         tx = wrap(jnp.round(fx + dist * jnp.cos(heading)).astype(jnp.int32))
         ty = wrap(jnp.round(fy + dist * jnp.sin(heading)).astype(jnp.int32))

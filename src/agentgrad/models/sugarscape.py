@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agentgrad import frames, soft
+from agentgrad import frames, rng, soft
 from agentgrad.engine import Model
 from agentgrad.estimators import Estimator, StraightThrough, straight_through
 from agentgrad.models._checks import require_int
@@ -175,7 +175,7 @@ class Sugarscape(Model):
         order = jax.random.permutation(k_order, N)
         # ties: nearest first, then random (both below any sugar difference of 1e-3)
         dist = jnp.asarray(np.abs(dx) + np.abs(dy), jnp.float32)
-        tie = 1e-4 * dist + 1e-5 * jax.random.uniform(k_tie, (N, dx.size))
+        tie = 1e-4 * dist + 1e-5 * rng.uniform(k_tie, (N, dx.size))
         occupied = jnp.zeros((L, L), bool).at[s.x, s.y].max(jax.lax.stop_gradient(s.alive) > 0)
 
         def act(carry, i):
