@@ -79,6 +79,7 @@ class Graph(eqx.Module):
             return jnp.sum(x, axis=0) - x
         if self.layout is not None:
             return self._blocked_neighbour_sum(x)
+        x = _materialized(x, self.degree[0] >= 0)
         return jax.ops.segment_sum(
             x[self.senders],
             self.receivers,
@@ -167,6 +168,21 @@ class Graph(eqx.Module):
         """Mean of ``x`` over each node's neighbours (0 for isolated nodes)."""
         d = jnp.maximum(self.degree, 1.0).reshape((-1,) + (1,) * (x.ndim - 1))
         return self.neighbour_sum(x) / d.astype(x.dtype)
+
+
+def _materialized(x: jax.Array, true: jax.Array) -> jax.Array:
+    """``x``, computed once per node before the per-edge gather reads it.
+
+    XLA's CPU fusion inlines cheap element-wise producers (a random draw's 20 Threefry
+    rounds among them) into the gather that consumes them, recomputing them for every
+    edge: 10x the work at mean degree 10.  A conditional is never fused, so routing
+    ``x`` through one (``true`` a run-time scalar, read from the graph so that ``vmap``
+    over ``x`` keeps it a conditional; either branch returns ``x``) materialises it;
+    ``optimization_barrier`` does not (XLA's CPU pipeline drops it before fusion).
+    A graph closed over as a compile-time constant lets XLA fold the conditional away.
+    """
+    # the branches must differ, or XLA merges them and drops the conditional
+    return jax.lax.cond(true, lambda y: y, lambda y: y + 0, x)
 
 
 # --------------------------------------------------------------------------- construction
