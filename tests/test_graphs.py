@@ -216,3 +216,34 @@ def test_erdos_renyi_methods_edge_cases_and_pair_decoding():
     got_v, got_w = graphs._pair_of_code(code)
     np.testing.assert_array_equal(got_v, np.concatenate([v, v]))
     np.testing.assert_array_equal(got_w, np.concatenate([0 * v, v - 1]))
+
+
+def test_random_draws_are_not_recomputed_per_edge():
+    """neighbour_sum's input is computed once per node: XLA must not fuse a random
+    draw (Threefry's xor rounds) into the per-edge gather, under jit, vmap and grad."""
+    import re
+
+    import equinox as eqx
+
+    from agentgrad import rng
+
+    g = graphs.erdos_renyi(2000, 10.0, key=1)
+    dynamic, static = eqx.partition(g, eqx.is_array)
+
+    def step(arrays, key, p):
+        graph = eqx.combine(arrays, static)
+        x = (rng.uniform(key, (graph.n_nodes,)) < p).astype(jnp.float32) * p
+        return jnp.sum(graph.neighbour_mean(x))
+
+    keys = jax.random.split(jax.random.key(0), 3)
+    programs = {
+        "jit": jax.jit(step).lower(dynamic, keys[0], 0.3),
+        "vmap": jax.jit(jax.vmap(step, (None, 0, None))).lower(dynamic, keys, 0.3),
+        "grad": jax.jit(jax.grad(step, 2)).lower(dynamic, keys[0], 0.3),
+    }
+    for name, lowered in programs.items():
+        hlo = lowered.compile().as_text()
+        for fused in re.findall(r"calls=%([\w.\-]+)", hlo):
+            body = re.search(r"\n%" + re.escape(fused) + r" [^\n]*\{\n(.*?)\n\}", hlo, re.S)
+            if body and " gather(" in body.group(1):
+                assert body.group(1).count(" xor(") < 5, f"{name}: draw fused into gather"

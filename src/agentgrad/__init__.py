@@ -1,6 +1,16 @@
 """agentgrad: differentiable agent-based models in JAX."""
 
-from agentgrad import distributed, gradients, metrics, models, sensitivity, soft, stochad, surrogate
+from agentgrad import (
+    distributed,
+    gradients,
+    metrics,
+    models,
+    rng,
+    sensitivity,
+    soft,
+    stochad,
+    surrogate,
+)
 from agentgrad.calibration import GVI, calibrate
 from agentgrad.calibration.sbi import ABC, NLE, NPE, NRE, SNLE, SNPE, SNVI
 from agentgrad.engine import GradientValidityWarning, Model, Trajectory, ensemble, simulate
@@ -66,6 +76,7 @@ __all__ = [
     "poisson",
     "sensitivity",
     "simulate",
+    "rng",
     "soft",
     "stochad",
     "surrogate",
