@@ -1,0 +1,57 @@
+"""Benchmark: ``agentgrad.rng`` against ``jax.random`` (issue 12), and the SIR step.
+
+Part 1: ms to draw ``n`` 32-bit random words with ``jax.random.bits`` (JAX lowers its
+Threefry rounds as a rolled loop on CPU) and with ``agentgrad.rng.random_bits`` (the
+same bits, rounds unrolled); jitted, best of 10.  Part 2: one ``SIRNetwork`` step
+inside ``simulate`` (Erdős–Rényi, mean degree 10, 100 steps, best of 3).  Run pinned to
+one core for the numbers in docs/benchmarks.md::
+
+    taskset -c 0 python benchmarks/rng.py --sizes 10000,100000,1000000,3000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+
+def best_ms(fn, *args, repeats: int = 10) -> float:
+    import jax
+
+    jax.block_until_ready(fn(*args))
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t0)
+    return 1e3 * min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000,3000000")
+    parser.add_argument("--agents", default="100000,1000000", help="SIR step sizes")
+    args = parser.parse_args()
+
+    import equinox as eqx
+    import jax
+
+    import agentgrad as ag
+
+    key = jax.random.key(7)
+    print(f"{'n':>9} {'jax.random.bits ms':>19} {'agentgrad.rng ms':>17} {'ratio':>6}")
+    for n in map(int, args.sizes.split(",")):
+        ours = best_ms(jax.jit(lambda k, n=n: ag.rng.random_bits(k, (n,))), key)
+        theirs = best_ms(jax.jit(lambda k, n=n: jax.random.bits(k, (n,))), key)
+        print(f"{n:>9} {theirs:>19.2f} {ours:>17.2f} {theirs / ours:>6.1f}")
+
+    run = eqx.filter_jit(lambda m, p, k: ag.simulate(m, p, k, 100).observables)
+    print(f"\n{'agents':>9} {'SIRNetwork step ms':>19}")
+    for n in map(int, args.agents.split(",")):
+        model = ag.models.SIRNetwork(graph=ag.graphs.erdos_renyi(n, 10.0, key=jax.random.key(0)))
+        params = model.param_space.defaults()
+        print(f"{n:>9} {best_ms(run, model, params, key, repeats=3) / 100:>19.2f}")
+
+
+if __name__ == "__main__":
+    main()
