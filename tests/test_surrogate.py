@@ -418,6 +418,31 @@ def test_bad_input(small_surrogate, tmp_path):
         train_gdn(gdn, data, jax.random.key(0), epochs=1, learning_rate=float("nan"))
 
 
+def test_training_ema_and_cosine_schedule():
+    """One optimiser step (1 transition x 1 branch x 1 epoch): the EMA's warm-up decay is
+    min(d, 1/10) = 0.1, so the average is 0.1 init + 0.9 trained; a cosine schedule's
+    first step equals the constant one's; bad options are one-line errors."""
+    data, _ = ramifications(Flip(n_agents=8), {}, jax.random.key(0), 2, 1)
+    init = GDN(0, 2, jax.random.key(1), hidden=(8, 8), gnn_hidden=(4,))
+    plain, _ = train_gdn(init, data, jax.random.key(2), epochs=1, learning_rate=1e-2)
+    averaged, _ = train_gdn(init, data, jax.random.key(2), 1, 1e-2, ema=0.999)
+    cosine, _ = train_gdn(init, data, jax.random.key(2), 1, 1e-2, schedule="cosine")
+    leaves = [
+        jax.tree.leaves(eqx.filter(g, eqx.is_inexact_array))
+        for g in (init, plain, averaged, cosine)
+    ]
+    moved = False
+    for a, b, m, c in zip(*leaves, strict=True):
+        np.testing.assert_allclose(m, 0.1 * a + 0.9 * b, rtol=1e-5, atol=1e-7)
+        np.testing.assert_array_equal(c, b)
+        moved |= bool(np.any(a != b))
+    assert moved
+    with pytest.raises(AgentgradError, match="schedule must be one of"):
+        train_gdn(init, data, jax.random.key(2), 1, schedule="linear")
+    with pytest.raises(AgentgradError, match="ema must be a decay"):
+        train_gdn(init, data, jax.random.key(2), 1, ema=1.0)
+
+
 @pytest.mark.slow  # trains networks (~30-40 s); run by .ci/run
 def test_command_line_pipeline(tmp_path):
     """data -> train (GDN and GNN-only) -> evaluate -> run surrogate:PATH on a tiny
@@ -435,7 +460,9 @@ def test_command_line_pipeline(tmp_path):
     r = invoke("surrogate", "data", "predator-prey", *steps, "--test-steps", 3, "--out", d)
     assert r.exit_code == 0, r.output
     small = ["--epochs", 2, "--learning-rate", 1e-3]
-    r = invoke("surrogate", "train", d, *small, "--hidden", "16,16", "--gnn-hidden", 8, "--out", s1)
+    tuned = ["--time-embedding", 16, "--schedule", "cosine", "--ema", 0.99]
+    r = invoke("surrogate", "train", d, *small, *tuned, "--hidden", "16,16", "--gnn-hidden", 8,
+               "--out", s1)  # fmt: skip
     assert r.exit_code == 0, r.output
     r = invoke("surrogate", "train", d, *small, "--variant", "gnn-only", "--out", s2)
     assert r.exit_code == 0, r.output
@@ -460,6 +487,9 @@ def test_command_line_pipeline(tmp_path):
     assert not (tmp_path / "y").exists()
     one_line(invoke("surrogate", "data", "predator-prey", "--branches", 0), "--branches")
     one_line(invoke("surrogate", "train", d, "--variant", "foo"), "unknown --variant")
+    one_line(invoke("surrogate", "train", d, "--schedule", "linear"), "--schedule must be")
+    one_line(invoke("surrogate", "train", d, "--ema", 1.5), "--ema must be a decay")
+    one_line(invoke("surrogate", "train", d, "--time-embedding", 1), "--time-embedding")
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "provenance.json").write_text(
         (d / "provenance.json").read_text(), encoding="utf-8"

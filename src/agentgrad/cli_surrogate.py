@@ -216,6 +216,16 @@ def train_command(
     gnn_hidden: Annotated[str, typer.Option(help="GNN widths")] = "32,64,128",
     condition: Annotated[int, typer.Option(help="condition / graph-embedding width")] = 256,
     aggregation: Annotated[str, typer.Option(help="sum | mean over neighbours")] = "sum",
+    time_embedding: Annotated[
+        int | None,
+        typer.Option(help="sinusoidal time-embedding width (default: the code's, = features)"),
+    ] = None,
+    schedule: Annotated[
+        str, typer.Option(help="learning rates: constant (paper) | cosine decay to 0")
+    ] = "constant",
+    ema: Annotated[
+        float | None, typer.Option(help="return the moving average of the weights (e.g. 0.999)")
+    ] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     out: Annotated[str, typer.Option(help="output directory")] = "surrogate",
 ) -> None:
@@ -223,8 +233,15 @@ def train_command(
     import jax
 
     from agentgrad.surrogate import GDN, GNNOnly, Ramifications, save_gdn, train_gdn
+    from agentgrad.surrogate.train import SCHEDULES
 
     _check_seed(seed)
+    if schedule not in SCHEDULES:
+        fail(f"--schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+    if ema is not None and not 0 < ema < 1:
+        fail(f"--ema must be a decay in (0, 1) (e.g. 0.999), got {ema}")
+    if time_embedding is not None and time_embedding < 2:
+        fail(f"--time-embedding must be an integer >= 2, got {time_embedding}")
     if variant not in VARIANTS:
         fail(f"unknown --variant {variant!r}; choose {', '.join(VARIANTS)}")
     if aggregation not in ("sum", "mean"):
@@ -261,6 +278,7 @@ def train_command(
             context="graph" if variant == "gdn" else "flat",
             n_agents=train.context.shape[1],
             condition=condition,
+            time_embedding_dim=time_embedding,
             **conditioned,
         )
     with _interruptible("interrupted (Ctrl-C) during training; nothing was written"):
@@ -272,6 +290,8 @@ def train_command(
             learning_rate,
             gnn_learning_rate,
             progress=True,
+            schedule=schedule,
+            ema=ema,
         )
     info = {
         "variant": variant,
@@ -280,6 +300,8 @@ def train_command(
         "history": history,
         "epochs": epochs,
         "learning_rate": learning_rate,
+        "schedule": schedule,
+        "ema": ema,
         "seed": seed,
     }
 
