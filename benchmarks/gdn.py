@@ -34,7 +34,9 @@ same 4-category law are ~0.1 apart), so compare variants at the same protocol on
     python benchmarks/gdn.py --protocol cpu --settings psi1 --epochs 100 --branches 64
     python benchmarks/gdn.py --protocol cpu --report-only
 
-``--epochs`` and ``--branches`` override the protocol's and label its rows (``cpu+e100+R64``).
+``--epochs`` and ``--branches`` override the protocol's and label its rows (``cpu+e100+R64``);
+``--schedule cosine`` and ``--ema D`` (training options of ``train_gdn``, not in the paper)
+label them ``+cos`` and ``+emaD``.
 """
 
 from __future__ import annotations
@@ -114,7 +116,12 @@ def network(variant: str, proto: Protocol, case: Setting, key: jax.Array, time_d
 
 
 def run_setting(
-    name: str, setting: str, proto: Protocol, seed: int, time_dim: int | None = None
+    name: str,
+    setting: str,
+    proto: Protocol,
+    seed: int,
+    time_dim: int | None = None,
+    training: dict | None = None,
 ) -> list[dict]:
     case = setting_for(setting, proto)
     model, params = case.model, case.params
@@ -128,7 +135,9 @@ def run_setting(
     for variant in VARIANTS:
         start = time.perf_counter()
         net = network(variant, proto, case, k_train, time_dim)
-        net, history = train_gdn(net, data, k_train, proto.epochs, proto.learning_rate)
+        net, history = train_gdn(
+            net, data, k_train, proto.epochs, proto.learning_rate, **(training or {})
+        )
         seconds = (time.perf_counter() - start) / proto.epochs
         micro = micro_emd(model, net, test, k_eval)
         error, truth, _ = macro_smape(
@@ -165,6 +174,9 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--epochs", type=int, default=None, help="override the protocol's")
     parser.add_argument("--branches", type=int, default=None, help="override R")
+    parser.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
+                        help="learning rates (train_gdn); cosine labels rows +cos")  # fmt: skip
+    parser.add_argument("--ema", type=float, default=None, help="weight EMA; rows +ema")
     args = parser.parse_args()
     proto = PROTOCOLS[args.protocol]
     label = args.protocol + (f"+temb{args.time_embedding}" if args.time_embedding else "")
@@ -173,6 +185,9 @@ def main() -> None:
     if args.branches:
         proto = dataclasses.replace(proto, branches=args.branches)
         label = f"{label}+R{args.branches}"
+    training = {"schedule": args.schedule, "ema": args.ema}
+    label += "+cos" if args.schedule == "cosine" else ""
+    label += f"+ema{args.ema:g}" if args.ema else ""
     path = Path(args.results)
     done = set()
     if path.exists():
@@ -187,7 +202,7 @@ def main() -> None:
             for seed in range(args.seeds or proto.seeds):
                 if (label, setting, seed) in done:
                     continue
-                rows = run_setting(label, setting, proto, seed, args.time_embedding)
+                rows = run_setting(label, setting, proto, seed, args.time_embedding, training)
                 with path.open("a", newline="") as f:
                     csv.DictWriter(f, FIELDS).writerows(rows)
     with path.open() as f:
