@@ -12,19 +12,13 @@ one core for the numbers in docs/benchmarks.md::
 from __future__ import annotations
 
 import argparse
-import time
 
 
 def best_ms(fn, *args, repeats: int = 10) -> float:
-    import jax
+    """Best of ``repeats`` calls in ms, after a compiling call (:func:`_timing.best_time`)."""
+    from _timing import best_time
 
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
-    return 1e3 * min(times)
+    return 1e3 * best_time(fn, *args, repeats=repeats)
 
 
 def main() -> None:

@@ -109,7 +109,6 @@ def train_gdn(
     with jax.numpy_dtype_promotion("standard"):
         opt_state = optimiser.init(params)
     average = params if ema is not None else None
-    n_steps = jnp.zeros((), jnp.int32)
 
     def loss_fn(p, t, r, k):
         g = eqx.combine(p, static)
@@ -124,21 +123,22 @@ def train_gdn(
         return jax.tree.map(lambda a, p: d * a + (1 - d) * p, average, params)
 
     @eqx.filter_jit
-    def epoch(params, opt_state, average, n, k):
+    def epoch(params, opt_state, average, e, k):
         k_order, k_steps = jax.random.split(k)
         pairs = jax.random.permutation(k_order, T * R)
+        steps = e * (T * R) + jnp.arange(T * R)  # optimiser step numbers, for the EMA warm-up
 
         def one(carry, inp):
-            params, opt_state, average, n = carry
-            pair, kk = inp
+            params, opt_state, average = carry
+            pair, kk, n = inp
             value, grads = jax.value_and_grad(loss_fn)(params, pair // R, pair % R, kk)
             with jax.numpy_dtype_promotion("standard"):  # optax mixes int counts and floats
                 updates, opt_state = optimiser.update(grads, opt_state, params)
                 params = optax.apply_updates(params, updates)
-            return (params, opt_state, averaged(average, params, n), n + 1), value
+            return (params, opt_state, averaged(average, params, n)), value
 
         carry, losses = jax.lax.scan(
-            one, (params, opt_state, average, n), (pairs, jax.random.split(k_steps, T * R))
+            one, (params, opt_state, average), (pairs, jax.random.split(k_steps, T * R), steps)
         )
         return *carry, jnp.mean(losses)
 
@@ -156,8 +156,8 @@ def train_gdn(
 
     with progress_bar(progress, epochs, "training") as bar:
         for e in range(epochs):
-            params, opt_state, average, n_steps, loss = epoch(
-                params, opt_state, average, n_steps, jax.random.fold_in(key, e)
+            params, opt_state, average, loss = epoch(
+                params, opt_state, average, jnp.int32(e), jax.random.fold_in(key, e)
             )
             history["loss"].append(float(loss))
             bar(e + 1, f"epoch {e + 1}/{epochs} loss {float(loss):.4g}")
