@@ -12,7 +12,8 @@ too.
 
 Options (``train_gdn``): ``constant`` (the paper's), ``cosine`` decay of both learning
 rates to 0, ``ema`` (the average of the iterates, decay 0.999), and ``cosine+ema``.
-``--epochs`` and ``--branches`` scale the training.
+``--epochs`` and ``--branches`` scale the training; ``--size`` and ``--slots`` the ABM
+(``--size 32 --slots 2048`` is the paper's predator-prey).
 
     python benchmarks/gdn_training.py --seeds 0,1,2
     python benchmarks/gdn_training.py --seeds 0,1 --options cosine --epochs 40
@@ -57,12 +58,18 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--branches", type=int, default=32)
     parser.add_argument("--runs", type=int, default=32)
+    parser.add_argument("--size", type=int, default=None, help="torus side (CPU: 16)")
+    parser.add_argument("--slots", type=int, default=None, help="agent slots (CPU: 512)")
     args = parser.parse_args()
     options = args.options.split(",")
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         parser.error(f"unknown options {unknown}; choose from {', '.join(OPTIONS)}")
     proto = dataclasses.replace(PROTOCOLS["cpu"], epochs=args.epochs, branches=args.branches)
+    if args.size or args.slots:
+        proto = dataclasses.replace(
+            proto, size=args.size or proto.size, slots=args.slots or proto.slots
+        )
     case = setting_for(args.setting, proto)
     model, params = case.model, case.params
     results: dict[str, list[float]] = {o: [] for o in options}
@@ -87,7 +94,8 @@ def main() -> None:
             results[option].append(error)
             print(f"seed {seed} {option}: sMAPE {error:.3f}, final loss "
                   f"{history['loss'][-1]:.4f}, {seconds:.0f} s", flush=True)  # fmt: skip
-    print(f"\n{args.setting}, {args.epochs} epochs, R = {args.branches}, {args.runs} rollouts")
+    print(f"\n{args.setting}, {proto.size}x{proto.size} torus, {proto.slots} slots, "
+          f"{args.epochs} epochs, R = {args.branches}, {args.runs} rollouts")  # fmt: skip
     print("| training | sMAPE per seed | mean |\n|---|---|---|")
     for option, values in results.items():
         per_seed = ", ".join(f"{v:.3f}" for v in values)

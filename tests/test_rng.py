@@ -31,12 +31,15 @@ def test_bits_and_uniform_equal_jax_random(shape, make_key):
             rng.uniform(key, shape, jnp.float32, 1e-20, 2.5),
             jax.random.uniform(key, shape, jnp.float32, 1e-20, 2.5),
         )
+        assert _same(rng.normal(key, shape), jax.random.normal(key, shape))
 
 
 def test_uniform_equal_under_jit_vmap_and_array_bounds():
     keys = jax.random.split(jax.random.key(3), 5)
     ours = jax.jit(jax.vmap(lambda k: rng.uniform(k, (4, 10))))(keys)
     assert _same(ours, jax.vmap(lambda k: jax.random.uniform(k, (4, 10)))(keys))
+    ours = jax.jit(jax.vmap(lambda k: rng.normal(k, (4, 10))))(keys)
+    assert _same(ours, jax.vmap(lambda k: jax.random.normal(k, (4, 10)))(keys))
     low = jnp.linspace(0.0, 1.0, 10, dtype=jnp.float32)
     key = jax.random.key(4)
     assert _same(
@@ -52,11 +55,14 @@ def test_uniform_float64_and_default_dtype_under_x64():
         assert ours.dtype == jnp.float64
         assert _same(ours, jax.random.uniform(key, (100,)))
         assert _same(rng.random_bits(key, (9,), 64), jax.random.bits(key, (9,), jnp.uint64))
+        assert _same(rng.normal(key, (100,)), jax.random.normal(key, (100,)))
 
 
 def test_other_key_implementations_fall_back_to_jax_random():
     key = jax.random.key(6, impl="rbg")
     assert _same(rng.uniform(key, (50,)), jax.random.uniform(key, (50,)))
+    assert _same(rng.normal(key, (50,)), jax.random.normal(key, (50,)))
+    assert _same(rng.normal(key, (5,), jnp.bfloat16), jax.random.normal(key, (5,), jnp.bfloat16))
     with jax.threefry_partitionable(False):
         key = jax.random.key(7)
         assert _same(rng.uniform(key, (50,)), jax.random.uniform(key, (50,)))

@@ -1,4 +1,5 @@
-"""Uniform random numbers bitwise equal to ``jax.random.uniform``, fast at large sizes on CPU.
+"""Uniform and normal random numbers bitwise equal to ``jax.random``'s, fast at large
+sizes on CPU.
 
 ``jax.random.uniform`` hashes each element's flat index ``i`` with Threefry-2x32
 (20 rounds; Salmon et al. 2011, "Parallel random numbers: as easy as 1, 2, 3"):
@@ -12,7 +13,9 @@ core went to its three uniform draws (``docs/benchmarks.md``).
 Here the 20 rounds are written out, so XLA fuses them, the counter and the float
 conversion into one elementwise loop that touches memory once per output.  The
 numbers are the same bits as ``jax.random.uniform``'s (``tests/test_rng.py``
-checks it), so results do not depend on which function drew them.  Keys of another
+checks it), so results do not depend on which function drew them.  :func:`normal` is
+``jax.random.normal``'s inverse-CDF transform of such a uniform,
+``sqrt(2) erfinv(u)`` with ``u`` in ``(-1, 1)``.  Keys of another
 implementation (``rbg``, ``unsafe_rbg``), JAX's non-partitionable mode and arrays of
 2³² elements or more are passed to ``jax.random.uniform`` itself.
 """
@@ -109,3 +112,25 @@ def _uniform(key: jax.Array, minval, maxval, shape: tuple[int, ...], dtype) -> j
     lo = jax.lax.convert_element_type(minval, dtype)
     hi = jax.lax.convert_element_type(maxval, dtype)
     return jnp.broadcast_to(jnp.maximum(lo, floats * (hi - lo) + lo), shape)
+
+
+def normal(
+    key: jax.Array, shape: tuple[int, ...] = (), dtype: jnp.dtype | type | None = None
+) -> jax.Array:
+    """``jax.random.normal(key, shape, dtype)``, bitwise (real float32/64; ``dtype=None``:
+    JAX's default float): ``sqrt(2) erfinv(u)``, ``u`` uniform on
+    ``[nextafter(-1, 0), 1)`` drawn by :func:`uniform`."""
+    dtype = jax.dtypes.canonicalize_dtype(jnp.float64 if dtype is None else dtype)
+    shape = tuple(int(d) for d in shape)
+    if dtype not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64)) or not _is_fast_key(
+        key, math.prod(shape)
+    ):
+        return jax.random.normal(key, shape, dtype)
+    return _normal(key, shape, dtype)
+
+
+@partial(jax.jit, static_argnums=(1, 2))
+def _normal(key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
+    lo = np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype), dtype=dtype)
+    u = _uniform(key, lo, np.array(1.0, dtype), shape, dtype)
+    return jax.lax.mul(np.array(np.sqrt(2), dtype), jax.lax.erf_inv(u))

@@ -86,7 +86,7 @@ class Purchase(Substep):
     def transition(self, s: DuopolyState, buy_a, params: Params, key, t) -> dict:
         quality = jnp.stack([params["quality_a"], params["quality_b"]])
         mean = buy_a * quality[0] + (1.0 - buy_a) * quality[1]
-        experience = mean + self.noise * jax.random.normal(key, buy_a.shape, buy_a.dtype)
+        experience = mean + self.noise * rng.normal(key, buy_a.shape, buy_a.dtype)
         bought = jnp.stack([buy_a, 1.0 - buy_a])
         opinion = s.opinion + params["learning_rate"] * bought * (experience - s.opinion)
         return {"opinion": opinion, "bought_a": buy_a, "utility": mean, "total": s.total + mean}
@@ -159,7 +159,7 @@ class Duopoly(SubstepModel):
         n = self.n_agents
         k_op, k_buy = jax.random.split(key)
         prior = jnp.stack([params["prior_a"], params["prior_b"]])[:, None]
-        opinion = prior + params["prior_sd"] * jax.random.normal(k_op, (2, n), real_dtype())
+        opinion = prior + params["prior_sd"] * rng.normal(k_op, (2, n), real_dtype())
         own = jax.nn.sigmoid((opinion[0] - opinion[1]) / params["temperature"])
         bought = bernoulli(k_buy, own, self.estimator)
         zeros = jnp.zeros(n, real_dtype())

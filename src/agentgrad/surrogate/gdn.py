@@ -65,6 +65,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from agentgrad import rng
 from agentgrad.errors import AgentgradError
 
 HIDDEN = (128, 256, 1024, 1024, 256, 128)  # Table 1, denoiser
@@ -290,7 +291,7 @@ class Schedule(eqx.Module):
             eps_hat = eps_fn(x_in, jnp.full((shape[0],), tau))
             scale = betas[tau] / jnp.sqrt(1 - abar[tau])
             mean = (x_in - scale * eps_hat) / jnp.sqrt(alphas[tau])
-            noise = jax.random.normal(k, x.shape, x.dtype)
+            noise = rng.normal(k, x.shape, x.dtype)
             if not score:
                 return (mean + sd[tau] * noise, log_q), None
             # tau = 0 has no noise: the last step is pathwise, with no density term
@@ -300,7 +301,7 @@ class Schedule(eqx.Module):
             return (jnp.where(noisy, drawn, mean), log_q + jnp.where(noisy, term, 0.0)), None
 
         taus = jnp.arange(self.tau_max - 1, -1, -1)
-        x0 = jax.random.normal(k0, shape)
+        x0 = rng.normal(k0, shape)
         keys = jax.random.split(k_steps, self.tau_max)
         (x, log_q), _ = jax.lax.scan(body, (x0, jnp.zeros((), x0.dtype)), (taus, keys))
         return (x, log_q) if score else x
@@ -473,7 +474,7 @@ class GDN(AgentNetwork):
         n = z.shape[0]
         k_tau, k_eps = jax.random.split(key)
         tau = jax.random.randint(k_tau, (n,), 0, self.schedule.tau_max)
-        eps = jax.random.normal(k_eps, target.shape, target.dtype)
+        eps = rng.normal(k_eps, target.shape, target.dtype)
         noisy = self.schedule.noise(target, tau, eps)
         g = self.embed(z, aggregated, degree, scaled)
         current = z[:, self.static_dim :]
