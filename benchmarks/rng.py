@@ -2,7 +2,8 @@
 
 Part 1: ms to draw ``n`` 32-bit random words with ``jax.random.bits`` (JAX lowers its
 Threefry rounds as a rolled loop on CPU) and with ``agentgrad.rng.random_bits`` (the
-same bits, rounds unrolled); jitted, best of 10.  Part 2: one ``SIRNetwork`` step
+same bits, rounds unrolled), then ``n`` standard normals with ``jax.random.normal`` and
+``agentgrad.rng.normal`` (the same numbers); jitted, best of 10.  Part 2: one ``SIRNetwork`` step
 inside ``simulate`` (Erdős–Rényi, mean degree 10, 100 steps, best of 3).  Run pinned to
 one core for the numbers in docs/benchmarks.md::
 
@@ -38,6 +39,11 @@ def main() -> None:
         ours = best_ms(jax.jit(lambda k, n=n: ag.rng.random_bits(k, (n,))), key)
         theirs = best_ms(jax.jit(lambda k, n=n: jax.random.bits(k, (n,))), key)
         print(f"{n:>9} {theirs:>19.2f} {ours:>17.2f} {theirs / ours:>6.1f}")
+    print(f"\n{'n':>9} {'jax.random.normal ms':>21} {'agentgrad.rng ms':>17} {'ratio':>6}")
+    for n in map(int, args.sizes.split(",")):
+        ours = best_ms(jax.jit(lambda k, n=n: ag.rng.normal(k, (n,))), key)
+        theirs = best_ms(jax.jit(lambda k, n=n: jax.random.normal(k, (n,))), key)
+        print(f"{n:>9} {theirs:>21.2f} {ours:>17.2f} {theirs / ours:>6.1f}")
 
     run = eqx.filter_jit(lambda m, p, k: ag.simulate(m, p, k, 100).observables)
     print(f"\n{'agents':>9} {'SIRNetwork step ms':>19}")
