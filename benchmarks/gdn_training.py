@@ -65,11 +65,15 @@ def main() -> None:
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         parser.error(f"unknown options {unknown}; choose from {', '.join(OPTIONS)}")
-    proto = dataclasses.replace(PROTOCOLS["cpu"], epochs=args.epochs, branches=args.branches)
-    if args.size or args.slots:
-        proto = dataclasses.replace(
-            proto, size=args.size or proto.size, slots=args.slots or proto.slots
-        )
+    small = [f"--{n}" for n in ("epochs", "branches", "runs", "size", "slots")
+             if getattr(args, n) is not None and getattr(args, n) < 1]  # fmt: skip
+    if small:
+        parser.error(f"{', '.join(small)}: must be at least 1")
+    cpu = PROTOCOLS["cpu"]
+    proto = dataclasses.replace(
+        cpu, epochs=args.epochs, branches=args.branches,
+        size=args.size or cpu.size, slots=args.slots or cpu.slots,
+    )  # fmt: skip
     case = setting_for(args.setting, proto)
     model, params = case.model, case.params
     results: dict[str, list[float]] = {o: [] for o in options}

@@ -2,10 +2,10 @@
 
 Part 1: ms to draw ``n`` 32-bit random words with ``jax.random.bits`` (JAX lowers its
 Threefry rounds as a rolled loop on CPU) and with ``agentgrad.rng.random_bits`` (the
-same bits, rounds unrolled), then ``n`` standard normals with ``jax.random.normal`` and
-``agentgrad.rng.normal`` (the same numbers); jitted, best of 10.  Part 2: one ``SIRNetwork`` step
-inside ``simulate`` (Erdős–Rényi, mean degree 10, 100 steps, best of 3).  Run pinned to
-one core for the numbers in docs/benchmarks.md::
+same bits, rounds unrolled), then ``n`` standard normals with ``jax.random.normal``
+and ``agentgrad.rng.normal`` (the same numbers); jitted, best of 10.  Part 2: one
+``SIRNetwork`` step inside ``simulate`` (Erdős–Rényi, mean degree 10, 100 steps, best
+of 3).  Run pinned to one core for the numbers in docs/benchmarks.md::
 
     taskset -c 0 python benchmarks/rng.py --sizes 10000,100000,1000000,3000000
 """
@@ -34,19 +34,19 @@ def main() -> None:
     import agentgrad as ag
 
     key = jax.random.key(7)
-    print(f"{'n':>9} {'jax.random.bits ms':>19} {'agentgrad.rng ms':>17} {'ratio':>6}")
-    for n in map(int, args.sizes.split(",")):
-        ours = best_ms(jax.jit(lambda k, n=n: ag.rng.random_bits(k, (n,))), key)
-        theirs = best_ms(jax.jit(lambda k, n=n: jax.random.bits(k, (n,))), key)
-        print(f"{n:>9} {theirs:>19.2f} {ours:>17.2f} {theirs / ours:>6.1f}")
-    print(f"\n{'n':>9} {'jax.random.normal ms':>21} {'agentgrad.rng ms':>17} {'ratio':>6}")
-    for n in map(int, args.sizes.split(",")):
-        ours = best_ms(jax.jit(lambda k, n=n: ag.rng.normal(k, (n,))), key)
-        theirs = best_ms(jax.jit(lambda k, n=n: jax.random.normal(k, (n,))), key)
-        print(f"{n:>9} {theirs:>21.2f} {ours:>17.2f} {theirs / ours:>6.1f}")
+    pairs = {"bits": (jax.random.bits, ag.rng.random_bits),
+             "normal": (jax.random.normal, ag.rng.normal)}  # fmt: skip
+    for name, (jax_draw, our_draw) in pairs.items():
+        head = f"jax.random.{name} ms"
+        print(f"{'n':>9} {head:>21} {'agentgrad.rng ms':>17} {'ratio':>6}")
+        for n in map(int, args.sizes.split(",")):
+            ours = best_ms(jax.jit(lambda k, n=n, f=our_draw: f(k, (n,))), key)
+            theirs = best_ms(jax.jit(lambda k, n=n, f=jax_draw: f(k, (n,))), key)
+            print(f"{n:>9} {theirs:>21.2f} {ours:>17.2f} {theirs / ours:>6.1f}")
+        print()
 
     run = eqx.filter_jit(lambda m, p, k: ag.simulate(m, p, k, 100).observables)
-    print(f"\n{'agents':>9} {'SIRNetwork step ms':>19}")
+    print(f"{'agents':>9} {'SIRNetwork step ms':>19}")
     for n in map(int, args.agents.split(",")):
         model = ag.models.SIRNetwork(graph=ag.graphs.erdos_renyi(n, 10.0, key=jax.random.key(0)))
         params = model.param_space.defaults()

@@ -61,6 +61,17 @@ def _is_fast_key(key: jax.Array, size: int) -> bool:
     return jax.config.jax_default_prng_impl == "threefry2x32"  # a legacy uint32[2] key
 
 
+def _float_request(
+    key: jax.Array, shape: tuple[int, ...], dtype: jnp.dtype | type | None
+) -> tuple[tuple[int, ...], jnp.dtype, bool]:
+    """Canonical ``(shape, dtype)`` of a float draw (``dtype=None``: JAX's default float)
+    and whether the unrolled path serves it (float32/64 and a fast key)."""
+    dtype = jax.dtypes.canonicalize_dtype(jnp.float64 if dtype is None else dtype)
+    shape = tuple(int(d) for d in shape)
+    floats = (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64))
+    return shape, dtype, dtype in floats and _is_fast_key(key, math.prod(shape))
+
+
 def random_bits(key: jax.Array, shape: tuple[int, ...], bit_width: int = 32) -> jax.Array:
     """``jax.random.bits(key, shape, uint{bit_width})``, bitwise, for 32 or 64 bits."""
     shape = tuple(int(d) for d in shape)
@@ -91,11 +102,8 @@ def uniform(
     The mantissa of a float in ``[1, 2)`` is filled with the top random bits, then
     shifted to ``[minval, maxval)``: ``max(minval, (f - 1)(maxval - minval) + minval)``.
     """
-    dtype = jax.dtypes.canonicalize_dtype(jnp.float64 if dtype is None else dtype)
-    shape = tuple(int(d) for d in shape)
-    if dtype not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64)) or not _is_fast_key(
-        key, math.prod(shape)
-    ):
+    shape, dtype, fast = _float_request(key, shape, dtype)
+    if not fast:
         return jax.random.uniform(key, shape, dtype, minval, maxval)
     return _uniform(key, minval, maxval, shape, dtype)
 
@@ -120,13 +128,8 @@ def normal(
     """``jax.random.normal(key, shape, dtype)``, bitwise (real float32/64; ``dtype=None``:
     JAX's default float): ``sqrt(2) erfinv(u)``, ``u`` uniform on
     ``[nextafter(-1, 0), 1)`` drawn by :func:`uniform`."""
-    dtype = jax.dtypes.canonicalize_dtype(jnp.float64 if dtype is None else dtype)
-    shape = tuple(int(d) for d in shape)
-    if dtype not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64)) or not _is_fast_key(
-        key, math.prod(shape)
-    ):
-        return jax.random.normal(key, shape, dtype)
-    return _normal(key, shape, dtype)
+    shape, dtype, fast = _float_request(key, shape, dtype)
+    return _normal(key, shape, dtype) if fast else jax.random.normal(key, shape, dtype)
 
 
 @partial(jax.jit, static_argnums=(1, 2))
